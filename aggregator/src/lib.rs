@@ -1,0 +1,1 @@
+//! The city service: enrolment, ingest, registry, roll-ups, dashboard, verification.
