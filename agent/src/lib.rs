@@ -1,1 +1,18 @@
-//! The factory gateway daemon: acquisition over Modbus and OPC UA, device model, windows, spool, signed reports.
+//! The Shuzhuan agent, which runs on a factory gateway: it reads PLCs, CNC
+//! controllers and energy meters over Modbus and OPC UA, turns samples into
+//! device states and energy, seals window summaries into signed, hash-chained
+//! reports, spools them on disk and ships them to the city's aggregator.
+//!
+//! Data flow: `sources` → [`sample::SampleBatch`] channel → `model` (state,
+//! energy, parts per device) → `window` summaries → `spool` → `ship`.
+
+pub mod clock;
+pub mod cmd;
+pub mod config;
+pub mod model;
+pub mod outputs;
+pub mod sample;
+pub mod ship;
+pub mod shutdown;
+pub mod sources;
+pub mod spool;

@@ -1,1 +1,5 @@
-//! Simulated plants speaking real Modbus TCP/RTU and OPC UA, with ground truth.
+//! The Shuzhuan plant simulator: machines with a state process, meters whose
+//! counters integrate their power, served over real Modbus TCP/RTU and OPC UA,
+//! with the ground truth written down for tests to compare against.
+
+pub mod opcua;

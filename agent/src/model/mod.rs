@@ -1,0 +1,1 @@
+//! The device model: machine state, energy and part counts from samples.

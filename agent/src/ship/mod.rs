@@ -1,0 +1,1 @@
+//! Report sealing, signing, enrolment and shipping to the aggregator.

@@ -1,0 +1,1 @@
+//! Modbus TCP, RTU and RTU-over-TCP acquisition: planner, decoding, polling with error isolation.

@@ -1,0 +1,1 @@
+//! OPC UA acquisition through async-opcua: sessions, subscriptions, browse-path resolution, PKI.

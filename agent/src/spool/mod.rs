@@ -1,0 +1,1 @@
+//! The on-disk spool of sealed reports (format in docs/specs/spool.md).
