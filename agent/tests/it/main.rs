@@ -1,0 +1,5 @@
+//! Agent integration tests against real peers: one module per area.
+
+mod modbus;
+mod opcua;
+mod pipeline;

@@ -1,0 +1,1 @@
+//! Agent integration tests: modbus.

@@ -1,0 +1,1 @@
+//! Aggregator integration tests: the HTTP API.

@@ -1,0 +1,3 @@
+//! Aggregator integration tests: one module per area.
+
+mod api;

@@ -1,0 +1,4 @@
+//! Simulator integration tests against independent clients: one module per area.
+
+mod modbus;
+mod opcua;
