@@ -1,5 +1,16 @@
 //! The simulator's OPC UA server: CNC machine tools exposed with the names of
 //! OPC UA for Machine Tools (OPC 40501-1).
+//!
+//! `config` says how the server runs, `nodes` lays out the address space and
+//! maps snapshots to values, `server` runs it (with stop/start for fault tests).
+
+mod config;
+mod nodes;
+mod server;
+
+pub use config::{EndpointSecurity, OpcUaServerConfig, ServerUser};
+pub use nodes::{machinery_item_state_name, MACHINERY_NS, MACHINE_TOOL_NS, SIMULATOR_NS};
+pub use server::{serve, OpcUaServerError, RunningServer};
 
 /// What a CNC machine tool shows its OPC UA clients at one instant. The
 /// machine's state process (elsewhere in the simulator) publishes these
