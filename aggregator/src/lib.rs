@@ -1,1 +1,11 @@
 //! The city service: enrolment, ingest, registry, roll-ups, dashboard, verification.
+//!
+//! Layers, bottom up: `store` (SQLite behind the `Store` trait), `registry`
+//! (CSV/XLSX import and export of enterprises and recognitions), `enroll`
+//! (one-time tokens, agent keys), `ingest` (signature, chain, window checks
+//! in front of one store transaction per batch), `rollup` (periods and the
+//! indicators computed by `shuzhuan_common::indicators`), `api` (axum routes,
+//! roles), `metrics` (Prometheus), `config` (aggregator.toml), `cli`.
+
+pub mod days;
+pub mod store;

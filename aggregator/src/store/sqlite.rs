@@ -1,0 +1,1076 @@
+//! The embedded SQLite backend: one file in WAL mode, one writer connection
+//! and one reader connection (WAL lets the reader run beside the writer).
+//!
+//! Durability: `synchronous = FULL`, so a batch acknowledged to an agent has
+//! reached the disk; an interrupted batch is rolled back by SQLite on the
+//! next open.
+
+use super::schema::MIGRATIONS;
+use super::{
+    AcceptHook, AgentRecord, ApiToken, AssessmentScore, DeviceTotals, EnergyTotal, EnrolError,
+    EnterpriseDay, Gap, IngestOutcome, IngestReject, Period, Role, Store, StoreError, Table,
+    EXPORTABLE,
+};
+use crate::days::day_of;
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use shuzhuan_common::credit_code::CreditCode;
+use shuzhuan_common::inventory::Inventory;
+use shuzhuan_common::registry::{
+    County, DeclaredRates, Enterprise, IndustryChain, Recognition,
+};
+use shuzhuan_common::report::{follow, ChainError, ChainHead, Hash32, VerifiedReport};
+use shuzhuan_common::state::DeviceState;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    /// `None` for an in-memory database, where a second connection would see
+    /// a different database.
+    reader: Option<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// Applies the migrations the file has not seen yet.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if found > known {
+        return Err(StoreError::FutureSchema { found, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied store migration");
+    }
+    Ok(())
+}
+
+fn enum_str<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn enum_parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| StoreError::Corrupt(format!("unknown value `{s}`")))
+}
+
+fn code_parse(s: &str) -> Result<CreditCode, StoreError> {
+    CreditCode::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+const STATE_COLS: &str =
+    "productive, standby, engineering, scheduled_down, unscheduled_down, non_scheduled, disconnected";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let open = |p: &Path| {
+            Connection::open(p).map_err(|source| StoreError::Open {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let mut writer = open(path)?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        let reader = open(path)?;
+        configure(&reader)?;
+        Ok(SqliteStore { writer: Mutex::new(writer), reader: Some(Mutex::new(reader)) })
+    }
+
+    /// An in-memory database (tests and dry runs).
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        let mut writer = Connection::open_in_memory()?;
+        writer.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut writer)?;
+        Ok(SqliteStore { writer: Mutex::new(writer), reader: None })
+    }
+
+    fn w(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn r(&self) -> MutexGuard<'_, Connection> {
+        match &self.reader {
+            Some(r) => r.lock().unwrap_or_else(|p| p.into_inner()),
+            None => self.w(),
+        }
+    }
+
+    /// Runs `f` on the writer inside an immediate transaction (used by the
+    /// benchmark's bulk generator and by the evidence engineer's tools).
+    pub fn with_write_tx<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.w();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` on the reader connection.
+    pub fn with_read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&self.r())
+    }
+}
+
+fn read_enterprise(row: &rusqlite::Row<'_>) -> Result<Enterprise, StoreError> {
+    let code: String = row.get(0)?;
+    let it: String = row.get(5)?;
+    Ok(Enterprise {
+        credit_code: code_parse(&code)?,
+        name: row.get(1)?,
+        county: row.get(2)?,
+        chain: row.get(3)?,
+        above_scale: row.get(4)?,
+        industry_type: enum_parse(&it)?,
+        rd_design_tools: row.get(6)?,
+        declared: DeclaredRates {
+            digitization: row.get(7)?,
+            networking: row.get(8)?,
+            key_process_nc: row.get(9)?,
+        },
+    })
+}
+
+fn read_agent(conn: &Connection, row: &rusqlite::Row<'_>) -> Result<AgentRecord, StoreError> {
+    let agent_id: String = row.get(0)?;
+    let revoked_at: Option<i64> = row.get(3)?;
+    let head_seq: Option<i64> = row.get(4)?;
+    let active_key = if revoked_at.is_some() {
+        None
+    } else {
+        conn.query_row(
+            "SELECT public_key FROM agent_keys WHERE agent_id = ?1 AND revoked_at IS NULL
+             ORDER BY added_at DESC LIMIT 1",
+            [&agent_id],
+            |r| r.get(0),
+        )
+        .optional()?
+    };
+    Ok(AgentRecord {
+        agent_id,
+        enterprise: row.get(1)?,
+        enrolled_at: row.get(2)?,
+        revoked_at,
+        head_seq: head_seq.map(|s| s as u64),
+        head_hash: row.get(5)?,
+        active_key,
+    })
+}
+
+/// Stores one accepted report and adds it to the daily rows.
+fn store_report(
+    tx: &Transaction<'_>,
+    agent_id: &str,
+    vr: &VerifiedReport,
+    signature: &str,
+    now: i64,
+    utc_offset_secs: i64,
+) -> Result<(), StoreError> {
+    let r = &vr.report;
+    let enterprise = r.enterprise.as_str();
+    let seq = r.seq as i64;
+    tx.prepare_cached(
+        "INSERT INTO reports (agent_id, seq, hash, prev_hash, enterprise, window_start,
+         window_end, created_at, received_at, payload, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        agent_id,
+        seq,
+        vr.hash.to_hex(),
+        r.prev_hash.to_hex(),
+        enterprise,
+        r.window_start,
+        r.window_end,
+        r.created_at,
+        now,
+        vr.payload,
+        signature
+    ])?;
+    if let Some(inv) = &r.inventory {
+        let text = serde_json::to_string(inv).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tx.prepare_cached(
+            "INSERT INTO inventories (enterprise, agent_id, seq, inventory) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (enterprise, agent_id) DO UPDATE SET seq = excluded.seq,
+             inventory = excluded.inventory WHERE excluded.seq > inventories.seq",
+        )?
+        .execute(params![enterprise, agent_id, seq, text])?;
+    }
+    let day = day_of(r.window_start, utc_offset_secs);
+    let mut ins_window = tx.prepare_cached(
+        "INSERT INTO window_summaries (agent_id, seq, device_id, enterprise, window_start,
+         window_end, productive, standby, engineering, scheduled_down, unscheduled_down,
+         non_scheduled, disconnected, nc_seconds, parts, samples_expected, samples_received, flags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?;
+    let mut ins_day = tx.prepare_cached(
+        "INSERT INTO device_days (enterprise, device_id, day, windows, productive, standby,
+         engineering, scheduled_down, unscheduled_down, non_scheduled, disconnected, nc_seconds,
+         parts, samples_expected, samples_received)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT (enterprise, device_id, day) DO UPDATE SET
+         windows = windows + 1,
+         productive = productive + excluded.productive,
+         standby = standby + excluded.standby,
+         engineering = engineering + excluded.engineering,
+         scheduled_down = scheduled_down + excluded.scheduled_down,
+         unscheduled_down = unscheduled_down + excluded.unscheduled_down,
+         non_scheduled = non_scheduled + excluded.non_scheduled,
+         disconnected = disconnected + excluded.disconnected,
+         nc_seconds = nc_seconds + excluded.nc_seconds,
+         parts = parts + excluded.parts,
+         samples_expected = samples_expected + excluded.samples_expected,
+         samples_received = samples_received + excluded.samples_received",
+    )?;
+    let mut ins_energy = tx.prepare_cached(
+        "INSERT INTO window_energy (agent_id, seq, device_id, meter, carrier, unit, quantity,
+         exported, method) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut ins_day_energy = tx.prepare_cached(
+        "INSERT INTO device_day_energy (enterprise, device_id, day, carrier, unit, quantity, exported)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (enterprise, device_id, day, carrier, unit) DO UPDATE SET
+         quantity = quantity + excluded.quantity, exported = exported + excluded.exported",
+    )?;
+    for s in &r.summaries {
+        let st = |d: DeviceState| i64::from(s.state_seconds.get(d));
+        let flags = s.flags.iter().map(enum_str).collect::<Vec<_>>().join(",");
+        ins_window.execute(params![
+            agent_id,
+            seq,
+            s.device_id,
+            enterprise,
+            r.window_start,
+            r.window_end,
+            st(DeviceState::Productive),
+            st(DeviceState::Standby),
+            st(DeviceState::Engineering),
+            st(DeviceState::ScheduledDown),
+            st(DeviceState::UnscheduledDown),
+            st(DeviceState::NonScheduled),
+            st(DeviceState::Disconnected),
+            s.nc_seconds,
+            s.parts.map(|p| p as i64),
+            s.samples_expected,
+            s.samples_received,
+            flags
+        ])?;
+        ins_day.execute(params![
+            enterprise,
+            s.device_id,
+            day,
+            st(DeviceState::Productive),
+            st(DeviceState::Standby),
+            st(DeviceState::Engineering),
+            st(DeviceState::ScheduledDown),
+            st(DeviceState::UnscheduledDown),
+            st(DeviceState::NonScheduled),
+            st(DeviceState::Disconnected),
+            s.nc_seconds,
+            s.parts.unwrap_or(0) as i64,
+            s.samples_expected,
+            s.samples_received
+        ])?;
+        for e in &s.energy {
+            ins_energy.execute(params![
+                agent_id,
+                seq,
+                s.device_id,
+                e.meter,
+                e.carrier,
+                e.unit,
+                e.quantity,
+                e.exported,
+                enum_str(&e.method)
+            ])?;
+            ins_day_energy.execute(params![
+                enterprise,
+                s.device_id,
+                day,
+                e.carrier,
+                e.unit,
+                e.quantity,
+                e.exported
+            ])?;
+        }
+    }
+    tx.prepare_cached("INSERT OR IGNORE INTO dirty_days (enterprise, day) VALUES (?1, ?2)")?
+        .execute(params![enterprise, day])?;
+    Ok(())
+}
+
+fn table_rows(conn: &Connection, sql: &str) -> Result<Table, StoreError> {
+    let mut stmt = conn.prepare(sql)?;
+    let columns: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    let n = columns.len();
+    let mut rows = Vec::new();
+    let mut q = stmt.query([])?;
+    while let Some(row) = q.next()? {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            out.push(match row.get_ref(i)? {
+                ValueRef::Null => String::new(),
+                ValueRef::Integer(v) => v.to_string(),
+                ValueRef::Real(v) => v.to_string(),
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                ValueRef::Blob(b) => hex::encode(b),
+            });
+        }
+        rows.push(out);
+    }
+    Ok(Table { columns, rows })
+}
+
+impl Store for SqliteStore {
+    fn upsert_counties(&self, counties: &[County]) -> Result<(), StoreError> {
+        self.with_write_tx(|tx| {
+            let mut st = tx.prepare(
+                "INSERT INTO counties (id, name, name_en, kind, division_code) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, name_en = excluded.name_en,
+                 kind = excluded.kind, division_code = excluded.division_code",
+            )?;
+            for c in counties {
+                st.execute(params![c.id, c.name, c.name_en, enum_str(&c.kind), c.division_code])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn upsert_chains(&self, chains: &[IndustryChain]) -> Result<(), StoreError> {
+        self.with_write_tx(|tx| {
+            let mut st = tx.prepare(
+                "INSERT INTO chains (id, name, name_en, cluster, industry_type) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, name_en = excluded.name_en,
+                 cluster = excluded.cluster, industry_type = excluded.industry_type",
+            )?;
+            for c in chains {
+                st.execute(params![c.id, c.name, c.name_en, c.cluster, enum_str(&c.industry_type)])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn counties(&self) -> Result<Vec<County>, StoreError> {
+        let conn = self.r();
+        let mut st =
+            conn.prepare("SELECT id, name, name_en, kind, division_code FROM counties ORDER BY id")?;
+        let mut q = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = q.next()? {
+            let kind: String = r.get(3)?;
+            out.push(County {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                name_en: r.get(2)?,
+                kind: enum_parse(&kind)?,
+                division_code: r.get(4)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn chains(&self) -> Result<Vec<IndustryChain>, StoreError> {
+        let conn = self.r();
+        let mut st =
+            conn.prepare("SELECT id, name, name_en, cluster, industry_type FROM chains ORDER BY id")?;
+        let mut q = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = q.next()? {
+            let it: String = r.get(4)?;
+            out.push(IndustryChain {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                name_en: r.get(2)?,
+                cluster: r.get(3)?,
+                industry_type: enum_parse(&it)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn import_registry(
+        &self,
+        enterprises: &[Enterprise],
+        recognitions: &[Recognition],
+    ) -> Result<(), StoreError> {
+        self.with_write_tx(|tx| {
+            let mut st = tx.prepare(
+                "INSERT INTO enterprises (credit_code, name, county, chain, above_scale, industry_type,
+                 rd_design_tools, declared_digitization, declared_networking, declared_key_process_nc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (credit_code) DO UPDATE SET name = excluded.name, county = excluded.county,
+                 chain = excluded.chain, above_scale = excluded.above_scale,
+                 industry_type = excluded.industry_type, rd_design_tools = excluded.rd_design_tools,
+                 declared_digitization = excluded.declared_digitization,
+                 declared_networking = excluded.declared_networking,
+                 declared_key_process_nc = excluded.declared_key_process_nc",
+            )?;
+            for e in enterprises {
+                st.execute(params![
+                    e.credit_code.as_str(),
+                    e.name,
+                    e.county,
+                    e.chain,
+                    e.above_scale,
+                    enum_str(&e.industry_type),
+                    e.rd_design_tools,
+                    e.declared.digitization,
+                    e.declared.networking,
+                    e.declared.key_process_nc
+                ])?;
+            }
+            let mut st = tx.prepare(
+                "INSERT INTO recognitions (credit_code, kind, level, year, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (credit_code, kind, level, year) DO UPDATE SET evidence = excluded.evidence",
+            )?;
+            for r in recognitions {
+                st.execute(params![
+                    r.credit_code.as_str(),
+                    enum_str(&r.kind),
+                    enum_str(&r.level),
+                    r.year,
+                    r.evidence
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn enterprises(&self) -> Result<Vec<Enterprise>, StoreError> {
+        let conn = self.r();
+        let mut st = conn.prepare(
+            "SELECT credit_code, name, county, chain, above_scale, industry_type, rd_design_tools,
+             declared_digitization, declared_networking, declared_key_process_nc
+             FROM enterprises ORDER BY credit_code",
+        )?;
+        let mut q = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = q.next()? {
+            out.push(read_enterprise(r)?);
+        }
+        Ok(out)
+    }
+
+    fn enterprise(&self, code: &str) -> Result<Option<Enterprise>, StoreError> {
+        let conn = self.r();
+        let mut st = conn.prepare(
+            "SELECT credit_code, name, county, chain, above_scale, industry_type, rd_design_tools,
+             declared_digitization, declared_networking, declared_key_process_nc
+             FROM enterprises WHERE credit_code = ?1",
+        )?;
+        let mut q = st.query([code])?;
+        match q.next()? {
+            Some(r) => Ok(Some(read_enterprise(r)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn recognitions(&self) -> Result<Vec<Recognition>, StoreError> {
+        let conn = self.r();
+        let mut st = conn.prepare(
+            "SELECT credit_code, kind, level, year, evidence FROM recognitions
+             ORDER BY credit_code, year, kind",
+        )?;
+        let mut q = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = q.next()? {
+            let code: String = r.get(0)?;
+            let kind: String = r.get(1)?;
+            let level: String = r.get(2)?;
+            out.push(Recognition {
+                credit_code: code_parse(&code)?,
+                kind: enum_parse(&kind)?,
+                level: enum_parse(&level)?,
+                year: r.get(3)?,
+                evidence: r.get(4)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn create_enrol_token(
+        &self,
+        token_hash: &str,
+        enterprise: &CreditCode,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.w().execute(
+            "INSERT INTO enrol_tokens (token_hash, enterprise, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, enterprise.as_str(), now, expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn enroll(
+        &self,
+        token_hash: &str,
+        agent_id: &str,
+        enterprise: &CreditCode,
+        public_key_b64: &str,
+        now: i64,
+    ) -> Result<(), EnrolError> {
+        let mut conn = self.w();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let token_ent: Option<String> = tx
+            .query_row(
+                "SELECT enterprise FROM enrol_tokens
+                 WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+                params![token_hash, now],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(StoreError::from)?;
+        let Some(token_ent) = token_ent else {
+            return Err(EnrolError::BadToken);
+        };
+        if token_ent != enterprise.as_str() {
+            return Err(EnrolError::WrongEnterprise {
+                token: token_ent,
+                asked: enterprise.to_string(),
+            });
+        }
+        let existing: Option<(String, Option<i64>)> = tx
+            .query_row(
+                "SELECT enterprise, revoked_at FROM agents WHERE agent_id = ?1",
+                [agent_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(StoreError::from)?;
+        match existing {
+            Some((_, Some(_))) => return Err(EnrolError::Revoked(agent_id.to_owned())),
+            Some((ent, None)) if ent != enterprise.as_str() => {
+                return Err(EnrolError::AgentTaken { agent_id: agent_id.to_owned(), enterprise: ent })
+            }
+            Some(_) => {
+                // Rotation: the agent keeps its id and chain; the old key stops working.
+                tx.execute(
+                    "UPDATE agent_keys SET revoked_at = ?2 WHERE agent_id = ?1 AND revoked_at IS NULL
+                     AND public_key <> ?3",
+                    params![agent_id, now, public_key_b64],
+                )
+                .map_err(StoreError::from)?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO agents (agent_id, enterprise, enrolled_at) VALUES (?1, ?2, ?3)",
+                    params![agent_id, enterprise.as_str(), now],
+                )
+                .map_err(StoreError::from)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO agent_keys (agent_id, public_key, added_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (agent_id, public_key) DO UPDATE SET revoked_at = NULL, added_at = excluded.added_at",
+            params![agent_id, public_key_b64, now],
+        )
+        .map_err(StoreError::from)?;
+        tx.execute(
+            "UPDATE enrol_tokens SET used_at = ?2, used_by = ?3 WHERE token_hash = ?1",
+            params![token_hash, now, agent_id],
+        )
+        .map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    fn revoke_agent(&self, agent_id: &str, now: i64) -> Result<bool, StoreError> {
+        self.with_write_tx(|tx| {
+            let n = tx.execute(
+                "UPDATE agents SET revoked_at = ?2 WHERE agent_id = ?1 AND revoked_at IS NULL",
+                params![agent_id, now],
+            )?;
+            tx.execute(
+                "UPDATE agent_keys SET revoked_at = ?2 WHERE agent_id = ?1 AND revoked_at IS NULL",
+                params![agent_id, now],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn agent(&self, agent_id: &str) -> Result<Option<AgentRecord>, StoreError> {
+        let conn = self.r();
+        let mut st = conn.prepare(
+            "SELECT agent_id, enterprise, enrolled_at, revoked_at, head_seq, head_hash
+             FROM agents WHERE agent_id = ?1",
+        )?;
+        let mut q = st.query([agent_id])?;
+        match q.next()? {
+            Some(r) => Ok(Some(read_agent(&conn, r)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        let conn = self.r();
+        let mut st = conn.prepare(
+            "SELECT agent_id, enterprise, enrolled_at, revoked_at, head_seq, head_hash
+             FROM agents ORDER BY agent_id",
+        )?;
+        let mut q = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = q.next()? {
+            out.push(read_agent(&conn, r)?);
+        }
+        Ok(out)
+    }
+
+    fn create_api_token(
+        &self,
+        token_hash: &str,
+        token: &ApiToken,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.w().execute(
+            "INSERT INTO api_tokens (token_hash, name, role, scope, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![token_hash, token.name, token.role.as_str(), token.scope, now],
+        )?;
+        Ok(())
+    }
+
+    fn api_token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        let conn = self.r();
+        let row: Option<(String, String, Option<String>)> = conn
+            .query_row(
+                "SELECT name, role, scope FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+                [token_hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some((name, role, scope)) => {
+                let role = Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown role `{role}`")))?;
+                Ok(Some(ApiToken { name, role, scope }))
+            }
+        }
+    }
+
+    fn ingest_batch(
+        &self,
+        agent_id: &str,
+        reports: &[(VerifiedReport, String)],
+        now: i64,
+        utc_offset_secs: i64,
+        hook: &dyn AcceptHook,
+    ) -> Result<IngestOutcome, IngestReject> {
+        let mut conn = self.w();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let head: Option<(Option<i64>, Option<String>)> = tx
+            .query_row(
+                "SELECT head_seq, head_hash FROM agents WHERE agent_id = ?1",
+                [agent_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(StoreError::from)?;
+        let mut head = match head {
+            Some((Some(seq), Some(hash))) => Some(ChainHead {
+                seq: seq as u64,
+                hash: Hash32::from_hex(&hash).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            }),
+            _ => None,
+        };
+        let expected = |h: Option<ChainHead>| h.map_or(1, |h| h.seq + 1);
+        let (mut accepted, mut duplicates) = (0u64, 0u64);
+        for (vr, signature) in reports {
+            let seq = vr.report.seq;
+            if let Some(h) = head {
+                if seq <= h.seq && seq > 0 {
+                    let stored: Option<String> = tx
+                        .prepare_cached("SELECT hash FROM reports WHERE agent_id = ?1 AND seq = ?2")
+                        .map_err(StoreError::from)?
+                        .query_row(params![agent_id, seq as i64], |r| r.get(0))
+                        .optional()
+                        .map_err(StoreError::from)?;
+                    match stored {
+                        Some(s) if s == vr.hash.to_hex() => {
+                            duplicates += 1;
+                            continue;
+                        }
+                        Some(stored) => {
+                            return Err(IngestReject::Fork { agent_id: agent_id.to_owned(), seq, stored })
+                        }
+                        None => {
+                            return Err(StoreError::Corrupt(format!(
+                                "agent `{agent_id}` head is {} but report {seq} is missing",
+                                h.seq
+                            ))
+                            .into())
+                        }
+                    }
+                }
+            }
+            match follow(head, &vr.report, vr.hash) {
+                Ok(h) => head = Some(h),
+                Err(ChainError::Gap { expected, got }) => {
+                    return Err(IngestReject::Gap { agent_id: agent_id.to_owned(), expected, got })
+                }
+                Err(ChainError::PrevHashMismatch { seq, prev, .. }) => {
+                    return Err(IngestReject::BadLink {
+                        agent_id: agent_id.to_owned(),
+                        seq,
+                        prev,
+                        expected: expected(head),
+                    })
+                }
+                Err(e) => {
+                    return Err(IngestReject::Chain {
+                        agent_id: agent_id.to_owned(),
+                        message: e.to_string(),
+                        expected: expected(head),
+                    })
+                }
+            }
+            store_report(&tx, agent_id, vr, signature, now, utc_offset_secs)?;
+            hook.on_accepted(&tx, agent_id, seq, &vr.hash)?;
+            accepted += 1;
+        }
+        if let Some(h) = head {
+            tx.execute(
+                "UPDATE agents SET head_seq = ?2, head_hash = ?3 WHERE agent_id = ?1",
+                params![agent_id, h.seq as i64, h.hash.to_hex()],
+            )
+            .map_err(StoreError::from)?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(IngestOutcome { accepted, duplicates, head_seq: head.map_or(0, |h| h.seq) })
+    }
+
+    fn record_gap(
+        &self,
+        agent_id: &str,
+        expected: u64,
+        got: u64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.w().execute(
+            "INSERT INTO gaps (agent_id, expected_seq, got_seq, first_seen, last_seen, times)
+             VALUES (?1, ?2, ?3, ?4, ?4, 1)
+             ON CONFLICT (agent_id, expected_seq, got_seq) DO UPDATE SET
+             last_seen = excluded.last_seen, times = times + 1",
+            params![agent_id, expected as i64, got as i64, now],
+        )?;
+        Ok(())
+    }
+
+    fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        let conn = self.r();
+        let mut st = conn.prepare(
+            "SELECT g.agent_id, g.expected_seq, g.got_seq, g.first_seen, g.last_seen, g.times,
+             COALESCE(a.head_seq, 0) >= g.got_seq - 1
+             FROM gaps g LEFT JOIN agents a ON a.agent_id = g.agent_id
+             ORDER BY g.agent_id, g.expected_seq",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Gap {
+                agent_id: r.get(0)?,
+                expected_seq: r.get::<_, i64>(1)? as u64,
+                got_seq: r.get::<_, i64>(2)? as u64,
+                first_seen: r.get(3)?,
+                last_seen: r.get(4)?,
+                times: r.get::<_, i64>(5)? as u64,
+                closed: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn inventories(&self) -> Result<Vec<(String, Inventory)>, StoreError> {
+        let conn = self.r();
+        let mut st =
+            conn.prepare("SELECT enterprise, inventory FROM inventories ORDER BY enterprise, agent_id")?;
+        let mut q = st.query([])?;
+        let mut merged: BTreeMap<String, (Inventory, BTreeSet<String>, BTreeSet<String>)> =
+            BTreeMap::new();
+        while let Some(r) = q.next()? {
+            let ent: String = r.get(0)?;
+            let text: String = r.get(1)?;
+            let inv: Inventory =
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let (acc, devs, kps) = merged.entry(ent).or_default();
+            for d in inv.devices {
+                if devs.insert(d.id.clone()) {
+                    acc.devices.push(d);
+                }
+            }
+            for k in inv.key_processes {
+                if kps.insert(k.id.clone()) {
+                    acc.key_processes.push(k);
+                }
+            }
+        }
+        Ok(merged.into_iter().map(|(k, (inv, _, _))| (k, inv)).collect())
+    }
+
+    fn raw_report(&self, agent_id: &str, seq: u64) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        Ok(self
+            .r()
+            .query_row(
+                "SELECT payload, signature FROM reports WHERE agent_id = ?1 AND seq = ?2",
+                params![agent_id, seq as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    fn refresh_periods(&self) -> Result<u64, StoreError> {
+        self.with_write_tx(|tx| {
+            let mut pairs: BTreeSet<(String, String, i64, i64)> = BTreeSet::new();
+            {
+                let mut st = tx.prepare("SELECT enterprise, day FROM dirty_days")?;
+                let mut q = st.query([])?;
+                while let Some(r) = q.next()? {
+                    let ent: String = r.get(0)?;
+                    for p in Period::containing(r.get(1)?) {
+                        let (a, b) = p.day_range();
+                        pairs.insert((ent.clone(), p.key(), a, b));
+                    }
+                }
+            }
+            let mut del_dev =
+                tx.prepare("DELETE FROM device_periods WHERE enterprise = ?1 AND period = ?2")?;
+            let mut del_en =
+                tx.prepare("DELETE FROM period_energy WHERE enterprise = ?1 AND period = ?2")?;
+            let mut ins_dev = tx.prepare(
+                "INSERT INTO device_periods (enterprise, period, device_id, days, productive, known,
+                 calendar, nc_seconds, parts, samples_expected, samples_received)
+                 SELECT enterprise, ?2, device_id, COUNT(*), SUM(productive),
+                 SUM(productive + standby + engineering + scheduled_down + unscheduled_down + non_scheduled),
+                 SUM(productive + standby + engineering + scheduled_down + unscheduled_down + non_scheduled + disconnected),
+                 SUM(nc_seconds), SUM(parts), SUM(samples_expected), SUM(samples_received)
+                 FROM device_days WHERE enterprise = ?1 AND day >= ?3 AND day < ?4
+                 GROUP BY device_id",
+            )?;
+            let mut ins_en = tx.prepare(
+                "INSERT INTO period_energy (enterprise, period, carrier, unit, quantity, exported)
+                 SELECT enterprise, ?2, carrier, unit, SUM(quantity), SUM(exported)
+                 FROM device_day_energy WHERE enterprise = ?1 AND day >= ?3 AND day < ?4
+                 GROUP BY carrier, unit",
+            )?;
+            for (ent, key, a, b) in &pairs {
+                del_dev.execute(params![ent, key])?;
+                del_en.execute(params![ent, key])?;
+                ins_dev.execute(params![ent, key, a, b])?;
+                ins_en.execute(params![ent, key, a, b])?;
+            }
+            tx.execute("DELETE FROM dirty_days", [])?;
+            Ok(pairs.len() as u64)
+        })
+    }
+
+    fn device_periods(&self, period: &str) -> Result<Vec<DeviceTotals>, StoreError> {
+        let conn = self.r();
+        let mut st = conn.prepare_cached(
+            "SELECT enterprise, device_id, days, productive, known, calendar, nc_seconds, parts,
+             samples_expected, samples_received FROM device_periods WHERE period = ?1",
+        )?;
+        let rows = st.query_map([period], |r| {
+            let productive: i64 = r.get(3)?;
+            let known: i64 = r.get(4)?;
+            let calendar: i64 = r.get(5)?;
+            // Periods keep productive / known / calendar only: that is all the
+            // utilisation denominators need. The other known states are
+            // folded into `standby` so the sums stay right.
+            let mut state_seconds = [0u64; 7];
+            state_seconds[DeviceState::Productive.index()] = productive as u64;
+            state_seconds[DeviceState::Standby.index()] = (known - productive) as u64;
+            state_seconds[DeviceState::Disconnected.index()] = (calendar - known) as u64;
+            Ok(DeviceTotals {
+                enterprise: r.get(0)?,
+                device_id: r.get(1)?,
+                days: r.get::<_, i64>(2)? as u64,
+                state_seconds,
+                nc_seconds: r.get::<_, i64>(6)? as u64,
+                parts: r.get::<_, i64>(7)? as u64,
+                samples_expected: r.get::<_, i64>(8)? as u64,
+                samples_received: r.get::<_, i64>(9)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn period_energy(&self, period: &str) -> Result<Vec<EnergyTotal>, StoreError> {
+        let conn = self.r();
+        let mut st = conn.prepare_cached(
+            "SELECT enterprise, carrier, unit, quantity, exported FROM period_energy WHERE period = ?1",
+        )?;
+        let rows = st.query_map([period], |r| {
+            Ok(EnergyTotal {
+                enterprise: r.get(0)?,
+                carrier: r.get(1)?,
+                unit: r.get(2)?,
+                quantity: r.get(3)?,
+                exported: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn enterprise_days(
+        &self,
+        enterprise: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<EnterpriseDay>, StoreError> {
+        let conn = self.r();
+        let sql = format!(
+            "SELECT day, COUNT(*), {}, SUM(nc_seconds), SUM(parts), SUM(samples_expected),
+             SUM(samples_received) FROM device_days WHERE enterprise = ?1 AND day >= ?2 AND day < ?3
+             GROUP BY day ORDER BY day",
+            STATE_COLS.split(", ").map(|c| format!("SUM({c})")).collect::<Vec<_>>().join(", ")
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let rows = st.query_map(params![enterprise, from, to], |r| {
+            let mut state_seconds = [0u64; 7];
+            for (i, s) in state_seconds.iter_mut().enumerate() {
+                *s = r.get::<_, i64>(2 + i)? as u64;
+            }
+            Ok(EnterpriseDay {
+                enterprise: enterprise.to_owned(),
+                day: r.get(0)?,
+                devices: r.get::<_, i64>(1)? as u64,
+                state_seconds,
+                nc_seconds: r.get::<_, i64>(9)? as u64,
+                parts: r.get::<_, i64>(10)? as u64,
+                samples_expected: r.get::<_, i64>(11)? as u64,
+                samples_received: r.get::<_, i64>(12)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn device_days(
+        &self,
+        enterprise: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, DeviceTotals)>, StoreError> {
+        let conn = self.r();
+        let sql = format!(
+            "SELECT day, device_id, {STATE_COLS}, nc_seconds, parts, samples_expected, samples_received
+             FROM device_days WHERE enterprise = ?1 AND day >= ?2 AND day < ?3 ORDER BY day, device_id"
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        let rows = st.query_map(params![enterprise, from, to], |r| {
+            let mut state_seconds = [0u64; 7];
+            for (i, s) in state_seconds.iter_mut().enumerate() {
+                *s = r.get::<_, i64>(2 + i)? as u64;
+            }
+            Ok((
+                r.get::<_, i64>(0)?,
+                DeviceTotals {
+                    enterprise: enterprise.to_owned(),
+                    device_id: r.get(1)?,
+                    days: 1,
+                    state_seconds,
+                    nc_seconds: r.get::<_, i64>(9)? as u64,
+                    parts: r.get::<_, i64>(10)? as u64,
+                    samples_expected: r.get::<_, i64>(11)? as u64,
+                    samples_received: r.get::<_, i64>(12)? as u64,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn prune_fine(&self, before: i64) -> Result<u64, StoreError> {
+        self.with_write_tx(|tx| {
+            let n = tx.execute(
+                "DELETE FROM window_energy WHERE (agent_id, seq) IN
+                 (SELECT agent_id, seq FROM reports WHERE window_start < ?1)",
+                [before],
+            )?;
+            let m = tx.execute("DELETE FROM window_summaries WHERE window_start < ?1", [before])?;
+            Ok((n + m) as u64)
+        })
+    }
+
+    fn record_score(&self, s: &AssessmentScore) -> Result<(), StoreError> {
+        self.w().execute(
+            "INSERT INTO assessment_scores (county, year, item, score, evidence, recorded_by, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (county, year, item) DO UPDATE SET score = excluded.score,
+             evidence = excluded.evidence, recorded_by = excluded.recorded_by,
+             recorded_at = excluded.recorded_at",
+            params![s.county, s.year, s.item, s.score, s.evidence, s.recorded_by, s.recorded_at],
+        )?;
+        Ok(())
+    }
+
+    fn scores(&self, year: i32) -> Result<Vec<AssessmentScore>, StoreError> {
+        let conn = self.r();
+        let mut st = conn.prepare(
+            "SELECT county, year, item, score, evidence, recorded_by, recorded_at
+             FROM assessment_scores WHERE year = ?1 ORDER BY county, item",
+        )?;
+        let rows = st.query_map([year], |r| {
+            Ok(AssessmentScore {
+                county: r.get(0)?,
+                year: r.get(1)?,
+                item: r.get(2)?,
+                score: r.get(3)?,
+                evidence: r.get(4)?,
+                recorded_by: r.get(5)?,
+                recorded_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        let conn = self.r();
+        let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        Ok((pages * size) as u64)
+    }
+
+    fn export_table(&self, name: &str) -> Result<Option<Table>, StoreError> {
+        if !EXPORTABLE.contains(&name) {
+            return Ok(None);
+        }
+        let sql = match name {
+            // Keys are public, but a table of them invites misuse: export the agent's state only.
+            "agents" => "SELECT agent_id, enterprise, enrolled_at, revoked_at, head_seq, head_hash FROM agents ORDER BY agent_id".to_owned(),
+            other => format!("SELECT * FROM {other}"),
+        };
+        Ok(Some(table_rows(&self.r(), &sql)?))
+    }
+}
