@@ -9,6 +9,7 @@
 pub mod credit_code;
 pub mod indicators;
 pub mod inventory;
+pub mod merkle;
 pub mod profile;
 pub mod reference;
 pub mod registry;
