@@ -1,1 +1,481 @@
-//! Agent integration tests: opcua.
+//! Agent integration tests: opcua. The agent's OPC UA link against servers
+//! others wrote (Python asyncua, node-opcua) and against the simulator's
+//! CNC server: browse-path resolution across differing namespace indexes,
+//! subscriptions, polling, Basic256Sha256 Sign and SignAndEncrypt with an
+//! untrusted server certificate refused into `rejected/` until trusted, and
+//! recovery after a server restart.
+
+use prometheus::Registry;
+use shuzhuan_agent::clock::Clock;
+use shuzhuan_agent::sample::{Quality, SampleBatch, Value};
+use shuzhuan_agent::shutdown::Coordinator;
+use shuzhuan_agent::sources::opcua::{
+    pki, run_link, AcquisitionMode, OpcUaDeviceConfig, OpcUaLinkConfig, SecurityModeName,
+    SecurityPolicyName,
+};
+use shuzhuan_common::profile::{OpcUaTag, TagRole};
+use shuzhuan_tests::{free_port, node_modules, python, repo_root, wait_for_port, Proc};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+fn tag(name: &str, role: TagRole, path: &str) -> OpcUaTag {
+    OpcUaTag {
+        name: name.into(),
+        role,
+        node_id: None,
+        browse_path: Some(path.into()),
+        scale: 1.0,
+        unit: None,
+        carrier: None,
+    }
+}
+
+fn cnc_tags() -> Vec<OpcUaTag> {
+    vec![
+        tag("parts", TagRole::PartCounter, "Production/Statistics/PartsProducedInLifetime"),
+        tag("program", TagRole::ProgramState, "Production/ActiveProgram/State/CurrentState"),
+        tag("spindle", TagRole::Spindle, "Monitoring/Spindle1/IsRotating"),
+        tag(
+            "mode",
+            TagRole::OperationMode,
+            "nsu=http://opcfoundation.org/UA/MachineTool/;Monitoring/MachineTool/nsu=http://opcfoundation.org/UA/MachineTool/;OperationMode",
+        ),
+        tag("missing", TagRole::Custom, "Monitoring/MachineTool/NoSuchVariable"),
+    ]
+}
+
+fn device(id: &str, root: &str, tags: Vec<OpcUaTag>) -> OpcUaDeviceConfig {
+    OpcUaDeviceConfig {
+        id: id.into(),
+        root: root.into(),
+        poll_interval_ms: 200,
+        tags,
+    }
+}
+
+fn link_cfg(endpoint: &str, pki: &Path) -> OpcUaLinkConfig {
+    let mut c = OpcUaLinkConfig::new("ua-test", endpoint);
+    c.pki_dir = Some(pki.to_path_buf());
+    c.timeout_ms = 3_000;
+    c.publishing_interval_ms = 100;
+    c.backoff_initial_ms = 100;
+    c.backoff_max_ms = 800;
+    c
+}
+
+struct Link {
+    rx: mpsc::Receiver<SampleBatch>,
+    registry: Registry,
+    coordinator: Coordinator,
+    task: JoinHandle<()>,
+}
+
+fn start_link(cfg: OpcUaLinkConfig, devices: Vec<OpcUaDeviceConfig>) -> Link {
+    // Logs of the link (RUST_LOG=shuzhuan_agent=debug) when a test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    let (tx, rx) = mpsc::channel(64);
+    let registry = Registry::new();
+    let coordinator = Coordinator::new();
+    let shutdown = coordinator.handle();
+    let r = registry.clone();
+    let task =
+        tokio::spawn(async move { run_link(cfg, devices, Clock::real(), tx, &r, shutdown).await });
+    Link {
+        rx,
+        registry,
+        coordinator,
+        task,
+    }
+}
+
+impl Link {
+    /// The first batch that satisfies `want`, or a panic naming the last one seen.
+    async fn until(
+        &mut self,
+        secs: u64,
+        what: &str,
+        want: impl Fn(&SampleBatch) -> bool,
+    ) -> SampleBatch {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut last = None;
+        while Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_millis(500), self.rx.recv()).await {
+                Ok(Some(b)) if want(&b) => return b,
+                Ok(Some(b)) => last = Some(b),
+                Ok(None) => panic!("link ended while waiting for {what}"),
+                Err(_) => {}
+            }
+        }
+        panic!("no batch with {what} in {secs} s; last: {last:#?}");
+    }
+
+    fn metrics(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        tokio::time::timeout(Duration::from_secs(5), self.coordinator.shutdown())
+            .await
+            .expect("link stops on shutdown");
+        self.task.await.unwrap();
+    }
+}
+
+fn value<'a>(b: &'a SampleBatch, tag: &str) -> (&'a Option<Value>, &'a Quality) {
+    let s = b
+        .samples
+        .iter()
+        .find(|s| &*s.tag == tag)
+        .unwrap_or_else(|| panic!("no tag {tag} in {b:#?}"));
+    (&s.value, &s.quality)
+}
+
+fn number(b: &SampleBatch, tag: &str) -> Option<f64> {
+    match value(b, tag) {
+        (Some(v), Quality::Good) => v.as_f64(),
+        _ => None,
+    }
+}
+
+/// The CNC-shaped values every peer serves, with the unknown node isolated.
+fn assert_cnc_batch(b: &SampleBatch) {
+    assert!(b.reachable, "{b:#?}");
+    assert_eq!(
+        value(b, "program"),
+        (&Some(Value::Text("Running".into())), &Quality::Good),
+        "{b:#?}"
+    );
+    assert_eq!(
+        value(b, "spindle"),
+        (&Some(Value::Bool(true)), &Quality::Good),
+        "{b:#?}"
+    );
+    assert_eq!(
+        value(b, "mode"),
+        (&Some(Value::Number(1.0)), &Quality::Good),
+        "{b:#?}"
+    );
+    assert_eq!(
+        value(b, "missing"),
+        (&None, &Quality::Bad("unresolved")),
+        "{b:#?}"
+    );
+}
+
+fn all_good_but_missing(b: &SampleBatch) -> bool {
+    b.samples
+        .iter()
+        .filter(|s| &*s.tag != "missing")
+        .all(|s| s.quality.is_good())
+}
+
+/// Starts a peer script and waits for it to listen on `port`.
+fn peer(cmd: &mut Command, port: u16, what: &str) -> Proc {
+    let mut p = Proc::spawn(cmd.stdout(Stdio::piped()));
+    let out = p.0.stdout.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
+    assert!(
+        wait_for_port(port, 20),
+        "{what} did not listen on port {port}"
+    );
+    p
+}
+
+fn asyncua_server(port: u16, security: &str, pki: &Path) -> Proc {
+    let script = repo_root().join("tests/peers/py/opcua_peer_server.py");
+    peer(
+        Command::new(python())
+            .arg(script)
+            .args(["--port", &port.to_string(), "--security", security, "--pki"])
+            .arg(pki),
+        port,
+        "asyncua server",
+    )
+}
+
+fn node_opcua_server(port: u16, pki: &Path) -> Proc {
+    let make_cert = repo_root().join("tests/peers/py/opcua_make_cert.py");
+    let status = Command::new(python())
+        .arg(make_cert)
+        .args(["--uri", "urn:shuzhuan:tests:node-opcua-server", "--pki"])
+        .arg(pki)
+        .status()
+        .unwrap();
+    assert!(status.success(), "opcua_make_cert.py failed");
+    let script = repo_root().join("tests/peers/js/opcua_peer_server.js");
+    peer(
+        Command::new("node")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(pki)
+            .env("NODE_PATH", node_modules()),
+        port,
+        "node-opcua server",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asyncua_subscription_delivers_changes_and_a_missing_node_stays_isolated() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = asyncua_server(port, "none", &dir.path().join("server"));
+    let url = format!("opc.tcp://127.0.0.1:{port}/shuzhuan/peer/");
+    let mut link = start_link(
+        link_cfg(&url, &dir.path().join("agent")),
+        vec![device("lathe-1", "Machines/lathe-1", cnc_tags())],
+    );
+    let first = link.until(15, "good values", all_good_but_missing).await;
+    assert_cnc_batch(&first);
+    let parts = number(&first, "parts").unwrap();
+    // The server counts every 200 ms: the subscription must deliver the changes.
+    let later = link
+        .until(5, "a higher part count", |b| {
+            number(b, "parts").is_some_and(|p| p >= parts + 3.0)
+        })
+        .await;
+    assert_cnc_batch(&later);
+    let m = link.metrics();
+    assert!(
+        m.contains("shuzhuan_agent_link_up{link=\"ua-test\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("shuzhuan_agent_opcua_requests_total{link=\"ua-test\",service=\"create_monitored_items\"}"), "{m}");
+    assert!(
+        m.contains("shuzhuan_agent_read_errors_total{device=\"lathe-1\",link=\"ua-test\"}"),
+        "{m}"
+    );
+    link.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asyncua_unknown_server_certificate_is_rejected_until_trusted_then_sign_and_encrypt_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = asyncua_server(port, "sign,encrypt", &dir.path().join("server"));
+    let url = format!("opc.tcp://127.0.0.1:{port}/shuzhuan/peer/");
+    let agent_pki = dir.path().join("agent");
+    let mut cfg = link_cfg(&url, &agent_pki);
+    cfg.security_policy = SecurityPolicyName::Basic256Sha256;
+    cfg.security_mode = SecurityModeName::Sign;
+    let mut link = start_link(
+        cfg.clone(),
+        vec![device("lathe-1", "Machines/lathe-1", cnc_tags())],
+    );
+
+    // Refused: nothing is read and the server's certificate waits in rejected/.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pki::rejected_certificates(&agent_pki).unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "server certificate never landed in rejected/"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = link.until(3, "a batch", |_| true).await;
+    assert!(!b.reachable, "{b:#?}");
+    assert!(
+        b.samples
+            .iter()
+            .all(|s| s.quality == Quality::Bad("disconnected")),
+        "{b:#?}"
+    );
+    assert!(
+        agent_pki.join("own/cert.der").exists(),
+        "the agent made its own certificate"
+    );
+    let m = link.metrics();
+    assert!(m.contains("shuzhuan_agent_opcua_errors_total{link=\"ua-test\",reason=\"BadCertificateUntrusted\"}"), "{m}");
+
+    // The operator trusts it; the link connects by itself.
+    let rejected = pki::rejected_certificates(&agent_pki).unwrap();
+    let name = rejected[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    pki::trust_rejected(&agent_pki, &name).unwrap();
+    let b = link
+        .until(15, "good values over Sign", all_good_but_missing)
+        .await;
+    assert_cnc_batch(&b);
+    link.stop().await;
+
+    cfg.security_mode = SecurityModeName::SignAndEncrypt;
+    let mut link = start_link(cfg, vec![device("lathe-1", "Machines/lathe-1", cnc_tags())]);
+    let b = link
+        .until(15, "good values over SignAndEncrypt", all_good_but_missing)
+        .await;
+    assert_cnc_batch(&b);
+    link.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovers_after_the_asyncua_server_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = asyncua_server(port, "none", &dir.path().join("server"));
+    let url = format!("opc.tcp://127.0.0.1:{port}/shuzhuan/peer/");
+    let mut link = start_link(
+        link_cfg(&url, &dir.path().join("agent")),
+        vec![device("lathe-1", "Machines/lathe-1", cnc_tags())],
+    );
+    link.until(15, "good values", all_good_but_missing).await;
+    drop(server); // killed by PID
+    let down = link.until(10, "disconnected", |b| !b.reachable).await;
+    assert!(
+        down.samples
+            .iter()
+            .all(|s| s.quality == Quality::Bad("disconnected")),
+        "{down:#?}"
+    );
+    let m = link.metrics();
+    assert!(
+        m.contains("shuzhuan_agent_link_up{link=\"ua-test\"} 0"),
+        "{m}"
+    );
+
+    let _server = asyncua_server(port, "none", &dir.path().join("server"));
+    // A new process counts from 0 again: values come from the new session.
+    let back = link
+        .until(15, "good values after the restart", all_good_but_missing)
+        .await;
+    assert_cnc_batch(&back);
+    link.until(5, "the count moving again", |b| {
+        number(b, "parts").is_some_and(|p| p >= 3.0)
+    })
+    .await;
+    link.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_opcua_polling_and_sign_and_encrypt_after_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = node_opcua_server(port, &dir.path().join("server"));
+    let url = format!("opc.tcp://127.0.0.1:{port}/UA/ShuzhuanPeer");
+    let agent_pki = dir.path().join("agent");
+
+    let mut cfg = link_cfg(&url, &agent_pki);
+    cfg.mode = AcquisitionMode::Poll;
+    let mut link = start_link(
+        cfg.clone(),
+        vec![device("mill-1", "Machines/mill-1", cnc_tags())],
+    );
+    let b = link.until(15, "polled values", all_good_but_missing).await;
+    assert_cnc_batch(&b);
+    let parts = number(&b, "parts").unwrap();
+    link.until(5, "a higher polled count", |b| {
+        number(b, "parts").is_some_and(|p| p > parts)
+    })
+    .await;
+    assert!(link.metrics().contains("service=\"read\""));
+    link.stop().await;
+
+    cfg.mode = AcquisitionMode::Subscribe;
+    cfg.security_policy = SecurityPolicyName::Basic256Sha256;
+    cfg.security_mode = SecurityModeName::SignAndEncrypt;
+    let mut link = start_link(cfg, vec![device("mill-1", "Machines/mill-1", cnc_tags())]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pki::rejected_certificates(&agent_pki).unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "node-opcua certificate never landed in rejected/"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let name = pki::rejected_certificates(&agent_pki).unwrap()[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    pki::trust_rejected(&agent_pki, &name).unwrap();
+    let b = link
+        .until(15, "good values over SignAndEncrypt", all_good_but_missing)
+        .await;
+    assert_cnc_batch(&b);
+    link.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_simulator_cnc_server_and_follows_its_restart() {
+    use shuzhuan_simulator::opcua::{serve, CncSnapshot, OpcUaServerConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let snap = CncSnapshot {
+        operation_mode: 1,
+        channel_state: 0,
+        channel_mode: 0,
+        spindle_rotating: true,
+        program_state: "Running",
+        parts_produced: 5,
+        machinery_item_state: 3,
+        power_kw: 9.5,
+    };
+    let (tx, rx) = tokio::sync::watch::channel(snap.clone());
+    let mut scfg = OpcUaServerConfig::local(dir.path().join("server"));
+    scfg.max_nodes_per_read = 2; // the polling link must batch its reads
+    let mut server = serve(scfg, vec![("cnc-01".into(), rx)], std::future::pending())
+        .await
+        .unwrap();
+
+    let mut tags = cnc_tags();
+    tags.push(tag(
+        "state",
+        TagRole::MachineryItemState,
+        "MachineryItemState/CurrentState",
+    ));
+    tags.push(tag(
+        "power",
+        TagRole::ActivePower,
+        "Monitoring/MachineTool/Power",
+    ));
+    tags.push(tag(
+        "channel",
+        TagRole::ChannelState,
+        "Monitoring/Channel1/ChannelState",
+    ));
+    let mut cfg = link_cfg(&server.endpoint_url(), &dir.path().join("agent"));
+    cfg.mode = AcquisitionMode::Poll;
+    let mut link = start_link(
+        cfg.clone(),
+        vec![device("cnc-01", "Machines/cnc-01", tags.clone())],
+    );
+    let b = link.until(15, "polled values", all_good_but_missing).await;
+    assert_cnc_batch(&b);
+    assert_eq!(number(&b, "parts"), Some(5.0));
+    assert_eq!(number(&b, "power"), Some(9.5));
+    assert_eq!(number(&b, "channel"), Some(0.0));
+    assert_eq!(value(&b, "state").0, &Some(Value::Text("Executing".into())));
+    link.stop().await;
+
+    cfg.mode = AcquisitionMode::Subscribe;
+    let mut link = start_link(cfg, vec![device("cnc-01", "Machines/cnc-01", tags)]);
+    link.until(15, "subscribed values", all_good_but_missing)
+        .await;
+    let mut next = snap.clone();
+    next.parts_produced = 6;
+    tx.send(next.clone()).unwrap();
+    link.until(5, "the new part count", |b| number(b, "parts") == Some(6.0))
+        .await;
+
+    server.stop().await;
+    link.until(10, "disconnected", |b| !b.reachable).await;
+    next.parts_produced = 7;
+    tx.send(next).unwrap();
+    server.start().await.unwrap();
+    link.until(15, "values after the restart", |b| {
+        number(b, "parts") == Some(7.0) && all_good_but_missing(b)
+    })
+    .await;
+    link.stop().await;
+}

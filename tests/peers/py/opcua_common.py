@@ -1,7 +1,6 @@
 """Shared helpers of the OPC UA peer scripts: self-signed certificates and
 security settings for asyncua clients and servers."""
 
-import socket
 from pathlib import Path
 
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
@@ -17,7 +16,9 @@ MODES = {
 
 
 async def own_certificate(pki: Path, app_uri: str, server: bool):
-    """Creates (once) a self-signed certificate and key in `pki`."""
+    """Creates (once) a self-signed certificate and key in `pki`. Its host
+    name is 127.0.0.1, the address tests connect to: clients check that the
+    endpoint's host appears in the server certificate."""
     pki.mkdir(parents=True, exist_ok=True)
     cert = pki / "cert.der"
     key = pki / "key.pem"
@@ -26,7 +27,7 @@ async def own_certificate(pki: Path, app_uri: str, server: bool):
         key,
         cert,
         app_uri,
-        socket.gethostname(),
+        "127.0.0.1",
         [usage],
         {"countryName": "CN", "organizationName": "Shuzhuan tests", "commonName": app_uri},
     )

@@ -200,22 +200,21 @@ fn limit(dv: Option<&DataValue>) -> usize {
     }
 }
 
+/// Reads the namespace array and the operation limits, one node per
+/// request: a server's limit may be smaller than the four of them.
 async fn server_info(
     session: &Session,
     metrics: &LinkMetrics,
 ) -> Result<ServerInfo, opcua::types::Error> {
-    let ids = [
-        VariableId::Server_NamespaceArray,
-        VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerRead,
-        VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerTranslateBrowsePathsToNodeIds,
-        VariableId::Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
-    ];
-    let reads: Vec<ReadValueId> = ids.iter().map(|v| value_of((*v).into())).collect();
     metrics.request("read");
-    let dvs = session
-        .read(&reads, TimestampsToReturn::Neither, 0.0)
+    let ns = session
+        .read(
+            &[value_of(VariableId::Server_NamespaceArray.into())],
+            TimestampsToReturn::Neither,
+            0.0,
+        )
         .await?;
-    let namespaces = match dvs.first().and_then(|d| d.value.as_ref()) {
+    let namespaces = match ns.first().and_then(|d| d.value.as_ref()) {
         Some(Variant::Array(a)) => a
             .values
             .iter()
@@ -226,11 +225,27 @@ async fn server_info(
             .collect(),
         _ => vec!["http://opcfoundation.org/UA/".to_owned()],
     };
+    let mut limits = [DEFAULT_CHUNK; 3];
+    let ids = [
+        VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerRead,
+        VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerTranslateBrowsePathsToNodeIds,
+        VariableId::Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
+    ];
+    for (slot, id) in limits.iter_mut().zip(ids) {
+        metrics.request("read");
+        // A server without the variable has no stated limit.
+        if let Ok(dvs) = session
+            .read(&[value_of(id.into())], TimestampsToReturn::Neither, 0.0)
+            .await
+        {
+            *slot = limit(dvs.first());
+        }
+    }
     Ok(ServerInfo {
         namespaces,
-        max_read: limit(dvs.get(1)),
-        max_translate: limit(dvs.get(2)),
-        max_monitored_per_call: limit(dvs.get(3)),
+        max_read: limits[0],
+        max_translate: limits[1],
+        max_monitored_per_call: limits[2],
     })
 }
 
@@ -570,6 +585,22 @@ async fn poll(
                     out.push((
                         *t,
                         dvs.get(k).cloned().ok_or(StatusCode::BadUnexpectedError),
+                    ));
+                }
+            }
+            Err(e) if e.status() == StatusCode::BadTooManyOperations && chunk.len() > 1 => {
+                // The stated limit was wrong: ask one node at a time.
+                metrics.error("BadTooManyOperations");
+                for (t, n) in chunk {
+                    metrics.request("read");
+                    let r = session
+                        .read(&[value_of(n.clone())], TimestampsToReturn::Both, 0.0)
+                        .await;
+                    out.push((
+                        *t,
+                        r.map_err(|e| e.status()).and_then(|d| {
+                            d.into_iter().next().ok_or(StatusCode::BadUnexpectedError)
+                        }),
                     ));
                 }
             }
