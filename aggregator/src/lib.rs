@@ -7,5 +7,13 @@
 //! indicators computed by `shuzhuan_common::indicators`), `api` (axum routes,
 //! roles), `metrics` (Prometheus), `config` (aggregator.toml), `cli`.
 
+pub mod api;
+pub mod config;
 pub mod days;
+pub mod enroll;
+pub mod ingest;
+pub mod metrics;
+pub mod registry;
+pub mod rollup;
+pub mod server;
 pub mod store;

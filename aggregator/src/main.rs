@@ -1,6 +1,267 @@
 //! The `shuzhuan-aggregator` binary: parses arguments and hands over to the library.
+//!
+//! Adding a subcommand (`demo`, `verify-claim`, `verify-bundle`) is one
+//! variant in [`Command`] and one arm in [`main`].
 
-fn main() {
-    eprintln!("shuzhuan-aggregator: not built yet");
-    std::process::exit(2);
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use shuzhuan_aggregator::config::Config;
+use shuzhuan_aggregator::store::{Role, SqliteStore, Store};
+use shuzhuan_aggregator::{api, enroll, registry, server};
+use shuzhuan_common::credit_code::CreditCode;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "shuzhuan-aggregator",
+    version,
+    about = "Shuzhuan's city service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, ingest and roll-ups.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validate aggregator.toml and print every problem with file:line:column.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Create tokens: an agent enrolment token (--enterprise) or an API token (--role).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Import or export the registry.
+    Registry {
+        #[command(subcommand)]
+        action: RegistryAction,
+    },
+    /// Revoke an agent's keys.
+    RevokeAgent {
+        #[arg(long)]
+        config: PathBuf,
+        agent_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    Create {
+        #[arg(long)]
+        config: PathBuf,
+        /// Create a one-time enrolment token for this enterprise (credit code).
+        #[arg(long, conflicts_with = "role")]
+        enterprise: Option<String>,
+        /// Create an API token with this role: admin, bureau, county, enterprise, evaluator.
+        #[arg(long)]
+        role: Option<String>,
+        /// County id (role county) or credit code (role enterprise).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Who the API token is for (shown in logs instead of the secret).
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegistryAction {
+    /// Import enterprises and/or recognitions from CSV. Nothing is imported
+    /// from a file with bad rows unless --skip-bad-rows.
+    Import {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        enterprises: Option<PathBuf>,
+        #[arg(long)]
+        recognitions: Option<PathBuf>,
+        #[arg(long)]
+        skip_bad_rows: bool,
+    },
+    /// Export a table as CSV or XLSX (by the --out extension).
+    Export {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn now() -> i64 {
+    (api::system_clock())()
+}
+
+fn open(config: &PathBuf) -> anyhow::Result<(Config, SqliteStore)> {
+    let cfg = Config::load(config)?;
+    let store = SqliteStore::open(&cfg.store_path)?;
+    Ok((cfg, store))
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Serve { config } => {
+            let cfg = Config::load(&config)?;
+            tokio::runtime::Runtime::new()?.block_on(server::serve(cfg))?;
+        }
+        Command::CheckConfig { config } => {
+            Config::load(&config)?;
+            writeln!(out, "{}: ok", config.display())?;
+        }
+        Command::Token {
+            action:
+                TokenAction::Create {
+                    config,
+                    enterprise,
+                    role,
+                    scope,
+                    name,
+                },
+        } => {
+            let (cfg, store) = open(&config)?;
+            match (enterprise, role) {
+                (Some(code), None) => {
+                    let code = CreditCode::parse(&code)?;
+                    let token =
+                        enroll::create_token(&store, &code, now(), cfg.enrol_token_ttl_secs)?;
+                    writeln!(out, "{token}")?;
+                }
+                (None, Some(role)) => {
+                    let role = Role::parse(&role).with_context(|| {
+                        format!(
+                            "role `{role}` is not admin, bureau, county, enterprise or evaluator"
+                        )
+                    })?;
+                    if role.needs_scope() != scope.is_some() {
+                        bail!(
+                            "role `{}` {} --scope",
+                            role.as_str(),
+                            if role.needs_scope() {
+                                "needs"
+                            } else {
+                                "takes no"
+                            }
+                        );
+                    }
+                    let token = api::auth::create_api_token(&store, &name, role, scope, now())?;
+                    writeln!(out, "{token}")?;
+                }
+                _ => bail!("give --enterprise CODE (enrolment token) or --role ROLE (API token)"),
+            }
+        }
+        Command::Registry {
+            action:
+                RegistryAction::Import {
+                    config,
+                    enterprises,
+                    recognitions,
+                    skip_bad_rows,
+                },
+        } => {
+            let (_, store) = open(&config)?;
+            let mut bad_total = 0;
+            if let Some(path) = enterprises {
+                let data =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let (ok, bad) =
+                    registry::parse_enterprises(&data, &store.counties()?, &store.chains()?)
+                        .with_context(|| path.display().to_string())?;
+                for b in &bad {
+                    eprintln!("{}: {b}", path.display());
+                }
+                bad_total += bad.len();
+                if bad.is_empty() || skip_bad_rows {
+                    store.import_registry(&ok, &[])?;
+                    writeln!(
+                        out,
+                        "{}: imported {} enterprises, skipped {}",
+                        path.display(),
+                        ok.len(),
+                        bad.len()
+                    )?;
+                }
+            }
+            if let Some(path) = recognitions {
+                let data =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let known = store
+                    .enterprises()?
+                    .into_iter()
+                    .map(|e| e.credit_code.to_string())
+                    .collect();
+                let (ok, bad) = registry::parse_recognitions(&data, &known)
+                    .with_context(|| path.display().to_string())?;
+                for b in &bad {
+                    eprintln!("{}: {b}", path.display());
+                }
+                bad_total += bad.len();
+                if bad.is_empty() || skip_bad_rows {
+                    store.import_registry(&[], &ok)?;
+                    writeln!(
+                        out,
+                        "{}: imported {} recognitions, skipped {}",
+                        path.display(),
+                        ok.len(),
+                        bad.len()
+                    )?;
+                }
+            }
+            if bad_total > 0 && !skip_bad_rows {
+                bail!("{bad_total} bad rows: nothing imported from the files with errors (fix them or pass --skip-bad-rows)");
+            }
+        }
+        Command::Registry {
+            action:
+                RegistryAction::Export {
+                    config,
+                    table,
+                    out: path,
+                },
+        } => {
+            let (_, store) = open(&config)?;
+            let t = match table.as_str() {
+                "enterprises" => registry::enterprises_table(&store.enterprises()?),
+                "recognitions" => registry::recognitions_table(&store.recognitions()?),
+                other => store.export_table(other)?.with_context(|| {
+                    format!(
+                        "`{other}` is not exportable; tables: {}",
+                        shuzhuan_aggregator::store::EXPORTABLE.join(", ")
+                    )
+                })?,
+            };
+            let bytes = match path.extension().and_then(|e| e.to_str()) {
+                Some("csv") => registry::to_csv(&t)?,
+                Some("xlsx") => registry::to_xlsx(&t, &table)?,
+                _ => bail!("--out must end in .csv or .xlsx"),
+            };
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            writeln!(out, "{}: {} rows", path.display(), t.rows.len())?;
+        }
+        Command::RevokeAgent { config, agent_id } => {
+            let (_, store) = open(&config)?;
+            if !store.revoke_agent(&agent_id, now())? {
+                bail!("agent `{agent_id}` is not enrolled or already revoked");
+            }
+            writeln!(out, "agent `{agent_id}` revoked")?;
+        }
+    }
+    Ok(())
 }

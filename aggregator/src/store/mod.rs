@@ -27,7 +27,10 @@ pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("database file `{path}`: {source}")]
-    Open { path: String, source: rusqlite::Error },
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("database schema version {found} is newer than this build knows ({known})")]
     FutureSchema { found: i64, known: i64 },
     #[error("stored data is corrupt: {0}")]
@@ -108,7 +111,10 @@ pub enum EnrolError {
     #[error("enrolment token was issued for enterprise {token}, not {asked}")]
     WrongEnterprise { token: String, asked: String },
     #[error("agent `{agent_id}` is already enrolled for enterprise {enterprise}")]
-    AgentTaken { agent_id: String, enterprise: String },
+    AgentTaken {
+        agent_id: String,
+        enterprise: String,
+    },
     #[error("agent `{0}` was revoked; enrol it under a new id")]
     Revoked(String),
     #[error(transparent)]
@@ -127,13 +133,30 @@ pub struct IngestOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestReject {
     #[error("agent `{agent_id}`: report {got} arrived but {expected} was expected (reports {expected}..{got} are missing)")]
-    Gap { agent_id: String, expected: u64, got: u64 },
+    Gap {
+        agent_id: String,
+        expected: u64,
+        got: u64,
+    },
     #[error("agent `{agent_id}`: report {seq} differs from the stored report {seq} (hash {stored}): the chain forked")]
-    Fork { agent_id: String, seq: u64, stored: String },
+    Fork {
+        agent_id: String,
+        seq: u64,
+        stored: String,
+    },
     #[error("agent `{agent_id}`: report {seq} does not link to report {prev} (previous hash mismatch); expected seq {expected}")]
-    BadLink { agent_id: String, seq: u64, prev: u64, expected: u64 },
+    BadLink {
+        agent_id: String,
+        seq: u64,
+        prev: u64,
+        expected: u64,
+    },
     #[error("agent `{agent_id}`: {message}")]
-    Chain { agent_id: String, message: String, expected: u64 },
+    Chain {
+        agent_id: String,
+        message: String,
+        expected: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -264,11 +287,15 @@ impl Period {
         let s = s.trim();
         if let Some((y, q)) = s.split_once("-Q") {
             let q: u8 = q.parse().ok()?;
-            return (1..=4).contains(&q).then_some(Period::Quarter(y.parse().ok()?, q));
+            return (1..=4)
+                .contains(&q)
+                .then_some(Period::Quarter(y.parse().ok()?, q));
         }
         if let Some((y, m)) = s.split_once('-') {
             let m: u8 = m.parse().ok()?;
-            return (1..=12).contains(&m).then_some(Period::Month(y.parse().ok()?, m));
+            return (1..=12)
+                .contains(&m)
+                .then_some(Period::Month(y.parse().ok()?, m));
         }
         let y: i32 = s.parse().ok()?;
         (1970..=9999).contains(&y).then_some(Period::Year(y))
@@ -300,7 +327,11 @@ impl Period {
     pub fn containing(day: i64) -> [Period; 3] {
         let (y, m, _) = crate::days::civil_from_days(day);
         let m = m as u8;
-        [Period::Month(y, m), Period::Quarter(y, (m - 1) / 3 + 1), Period::Year(y)]
+        [
+            Period::Month(y, m),
+            Period::Quarter(y, (m - 1) / 3 + 1),
+            Period::Year(y),
+        ]
     }
 }
 
@@ -364,13 +395,19 @@ pub trait Store: Send + Sync {
         utc_offset_secs: i64,
         hook: &dyn AcceptHook,
     ) -> Result<IngestOutcome, IngestReject>;
-    fn record_gap(&self, agent_id: &str, expected: u64, got: u64, now: i64)
-        -> Result<(), StoreError>;
+    fn record_gap(
+        &self,
+        agent_id: &str,
+        expected: u64,
+        got: u64,
+        now: i64,
+    ) -> Result<(), StoreError>;
     fn gaps(&self) -> Result<Vec<Gap>, StoreError>;
     /// The latest declared inventory per enterprise (merged over its agents).
     fn inventories(&self) -> Result<Vec<(String, Inventory)>, StoreError>;
     /// The raw signed payload and signature of one report (evidence).
-    fn raw_report(&self, agent_id: &str, seq: u64) -> Result<Option<(Vec<u8>, String)>, StoreError>;
+    fn raw_report(&self, agent_id: &str, seq: u64)
+        -> Result<Option<(Vec<u8>, String)>, StoreError>;
 
     // Roll-ups.
     /// Recomputes the period rows of every (enterprise, period) touched since
@@ -378,10 +415,18 @@ pub trait Store: Send + Sync {
     fn refresh_periods(&self) -> Result<u64, StoreError>;
     fn device_periods(&self, period: &str) -> Result<Vec<DeviceTotals>, StoreError>;
     fn period_energy(&self, period: &str) -> Result<Vec<EnergyTotal>, StoreError>;
-    fn enterprise_days(&self, enterprise: &str, from: i64, to: i64)
-        -> Result<Vec<EnterpriseDay>, StoreError>;
-    fn device_days(&self, enterprise: &str, from: i64, to: i64)
-        -> Result<Vec<(i64, DeviceTotals)>, StoreError>;
+    fn enterprise_days(
+        &self,
+        enterprise: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<EnterpriseDay>, StoreError>;
+    fn device_days(
+        &self,
+        enterprise: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, DeviceTotals)>, StoreError>;
     /// Deletes window rows whose window started before `before`; daily rows stay.
     fn prune_fine(&self, before: i64) -> Result<u64, StoreError>;
 

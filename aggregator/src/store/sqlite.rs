@@ -16,9 +16,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use shuzhuan_common::credit_code::CreditCode;
 use shuzhuan_common::inventory::Inventory;
-use shuzhuan_common::registry::{
-    County, DeclaredRates, Enterprise, IndustryChain, Recognition,
-};
+use shuzhuan_common::registry::{County, DeclaredRates, Enterprise, IndustryChain, Recognition};
 use shuzhuan_common::report::{follow, ChainError, ChainHead, Hash32, VerifiedReport};
 use shuzhuan_common::state::DeviceState;
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,7 +95,10 @@ impl SqliteStore {
         migrate(&mut writer)?;
         let reader = open(path)?;
         configure(&reader)?;
-        Ok(SqliteStore { writer: Mutex::new(writer), reader: Some(Mutex::new(reader)) })
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            reader: Some(Mutex::new(reader)),
+        })
     }
 
     /// An in-memory database (tests and dry runs).
@@ -105,7 +106,10 @@ impl SqliteStore {
         let mut writer = Connection::open_in_memory()?;
         writer.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut writer)?;
-        Ok(SqliteStore { writer: Mutex::new(writer), reader: None })
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            reader: None,
+        })
     }
 
     fn w(&self) -> MutexGuard<'_, Connection> {
@@ -381,8 +385,8 @@ impl Store for SqliteStore {
 
     fn counties(&self) -> Result<Vec<County>, StoreError> {
         let conn = self.r();
-        let mut st =
-            conn.prepare("SELECT id, name, name_en, kind, division_code FROM counties ORDER BY id")?;
+        let mut st = conn
+            .prepare("SELECT id, name, name_en, kind, division_code FROM counties ORDER BY id")?;
         let mut q = st.query([])?;
         let mut out = Vec::new();
         while let Some(r) = q.next()? {
@@ -400,8 +404,8 @@ impl Store for SqliteStore {
 
     fn chains(&self) -> Result<Vec<IndustryChain>, StoreError> {
         let conn = self.r();
-        let mut st =
-            conn.prepare("SELECT id, name, name_en, cluster, industry_type FROM chains ORDER BY id")?;
+        let mut st = conn
+            .prepare("SELECT id, name, name_en, cluster, industry_type FROM chains ORDER BY id")?;
         let mut q = st.query([])?;
         let mut out = Vec::new();
         while let Some(r) = q.next()? {
@@ -574,7 +578,10 @@ impl Store for SqliteStore {
         match existing {
             Some((_, Some(_))) => return Err(EnrolError::Revoked(agent_id.to_owned())),
             Some((ent, None)) if ent != enterprise.as_str() => {
-                return Err(EnrolError::AgentTaken { agent_id: agent_id.to_owned(), enterprise: ent })
+                return Err(EnrolError::AgentTaken {
+                    agent_id: agent_id.to_owned(),
+                    enterprise: ent,
+                })
             }
             Some(_) => {
                 // Rotation: the agent keeps its id and chain; the old key stops working.
@@ -726,7 +733,11 @@ impl Store for SqliteStore {
                             continue;
                         }
                         Some(stored) => {
-                            return Err(IngestReject::Fork { agent_id: agent_id.to_owned(), seq, stored })
+                            return Err(IngestReject::Fork {
+                                agent_id: agent_id.to_owned(),
+                                seq,
+                                stored,
+                            })
                         }
                         None => {
                             return Err(StoreError::Corrupt(format!(
@@ -741,7 +752,11 @@ impl Store for SqliteStore {
             match follow(head, &vr.report, vr.hash) {
                 Ok(h) => head = Some(h),
                 Err(ChainError::Gap { expected, got }) => {
-                    return Err(IngestReject::Gap { agent_id: agent_id.to_owned(), expected, got })
+                    return Err(IngestReject::Gap {
+                        agent_id: agent_id.to_owned(),
+                        expected,
+                        got,
+                    })
                 }
                 Err(ChainError::PrevHashMismatch { seq, prev, .. }) => {
                     return Err(IngestReject::BadLink {
@@ -771,7 +786,11 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)?;
         }
         tx.commit().map_err(StoreError::from)?;
-        Ok(IngestOutcome { accepted, duplicates, head_seq: head.map_or(0, |h| h.seq) })
+        Ok(IngestOutcome {
+            accepted,
+            duplicates,
+            head_seq: head.map_or(0, |h| h.seq),
+        })
     }
 
     fn record_gap(
@@ -815,8 +834,9 @@ impl Store for SqliteStore {
 
     fn inventories(&self) -> Result<Vec<(String, Inventory)>, StoreError> {
         let conn = self.r();
-        let mut st =
-            conn.prepare("SELECT enterprise, inventory FROM inventories ORDER BY enterprise, agent_id")?;
+        let mut st = conn.prepare(
+            "SELECT enterprise, inventory FROM inventories ORDER BY enterprise, agent_id",
+        )?;
         let mut q = st.query([])?;
         let mut merged: BTreeMap<String, (Inventory, BTreeSet<String>, BTreeSet<String>)> =
             BTreeMap::new();
@@ -837,10 +857,17 @@ impl Store for SqliteStore {
                 }
             }
         }
-        Ok(merged.into_iter().map(|(k, (inv, _, _))| (k, inv)).collect())
+        Ok(merged
+            .into_iter()
+            .map(|(k, (inv, _, _))| (k, inv))
+            .collect())
     }
 
-    fn raw_report(&self, agent_id: &str, seq: u64) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+    fn raw_report(
+        &self,
+        agent_id: &str,
+        seq: u64,
+    ) -> Result<Option<(Vec<u8>, String)>, StoreError> {
         Ok(self
             .r()
             .query_row(
@@ -955,7 +982,11 @@ impl Store for SqliteStore {
             "SELECT day, COUNT(*), {}, SUM(nc_seconds), SUM(parts), SUM(samples_expected),
              SUM(samples_received) FROM device_days WHERE enterprise = ?1 AND day >= ?2 AND day < ?3
              GROUP BY day ORDER BY day",
-            STATE_COLS.split(", ").map(|c| format!("SUM({c})")).collect::<Vec<_>>().join(", ")
+            STATE_COLS
+                .split(", ")
+                .map(|c| format!("SUM({c})"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let mut st = conn.prepare_cached(&sql)?;
         let rows = st.query_map(params![enterprise, from, to], |r| {
@@ -1018,7 +1049,10 @@ impl Store for SqliteStore {
                  (SELECT agent_id, seq FROM reports WHERE window_start < ?1)",
                 [before],
             )?;
-            let m = tx.execute("DELETE FROM window_summaries WHERE window_start < ?1", [before])?;
+            let m = tx.execute(
+                "DELETE FROM window_summaries WHERE window_start < ?1",
+                [before],
+            )?;
             Ok((n + m) as u64)
         })
     }

@@ -1,0 +1,296 @@
+//! `aggregator.toml`: parsed raw from its text (`deny_unknown_fields`, so a
+//! typo is reported at file:line:column), then validated into [`Config`]
+//! with every problem collected at once.
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:8080"
+//!
+//! [store]
+//! path = "/var/lib/shuzhuan/aggregator.sqlite"
+//! fine_retention_days = 400      # window rows; daily rows are kept
+//!
+//! [ingest]
+//! max_batch = 256
+//! max_body_bytes = 16777216
+//! max_future_secs = 600          # window end may lead the server clock by this much
+//! max_age_days = 400             # windows that started longer ago are refused
+//!
+//! [city]
+//! utc_offset_secs = 28800        # days are local days (China Standard Time)
+//! reference_dir = "config"       # city/, plan/, energy/ reference data
+//!
+//! [rollup]
+//! interval_secs = 60
+//! enrol_token_ttl_secs = 604800
+//! ```
+
+use serde::Deserialize;
+use shuzhuan_common::tomlpos::{self, Located};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    server: RawServer,
+    store: RawStore,
+    #[serde(default)]
+    ingest: RawIngest,
+    #[serde(default)]
+    city: RawCity,
+    #[serde(default)]
+    rollup: RawRollup,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: String,
+    fine_retention_days: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIngest {
+    max_batch: Option<i64>,
+    max_body_bytes: Option<i64>,
+    max_future_secs: Option<i64>,
+    max_age_days: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCity {
+    utc_offset_secs: Option<i64>,
+    reference_dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRollup {
+    interval_secs: Option<i64>,
+    enrol_token_ttl_secs: Option<i64>,
+}
+
+/// Limits applied to every ingest request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestLimits {
+    pub max_batch: usize,
+    pub max_body_bytes: usize,
+    pub max_future_secs: i64,
+    pub max_age_secs: i64,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_batch: 256,
+            max_body_bytes: 16 << 20,
+            max_future_secs: 600,
+            max_age_secs: 400 * 86_400,
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub store_path: PathBuf,
+    pub fine_retention_days: i64,
+    pub ingest: IngestLimits,
+    pub utc_offset_secs: i64,
+    /// Folder holding `city/`, `plan/` and `energy/` reference data.
+    pub reference_dir: PathBuf,
+    pub rollup_interval_secs: u64,
+    pub enrol_token_ttl_secs: i64,
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|l| l.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<Located>);
+
+impl Config {
+    /// Reads and validates `path`; relative paths inside are resolved
+    /// against the config file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![Located {
+                file: file.clone(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&file, &text, base)
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(file: &str, text: &str, base: &Path) -> Result<Config, ConfigErrors> {
+        let raw: Raw = tomlpos::parse(file, text).map_err(|e| ConfigErrors(vec![e]))?;
+        let mut errors = Vec::new();
+        let mut err = |table: &str, key: &str, msg: String| {
+            errors.push(tomlpos::locate(
+                file,
+                text,
+                tomlpos::find_key(text, table, key),
+                msg,
+            ));
+        };
+        let listen_text = raw
+            .server
+            .listen
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            err(
+                "server",
+                "listen",
+                format!("`{listen_text}` is not an address like 127.0.0.1:8080"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let mut positive =
+            |table: &str, key: &str, v: Option<i64>, default: i64, max: i64| -> i64 {
+                match v {
+                    None => default,
+                    Some(v) if v >= 1 && v <= max => v,
+                    Some(v) => {
+                        err(
+                            table,
+                            key,
+                            format!("{key} = {v} is out of range (1 to {max})"),
+                        );
+                        default
+                    }
+                }
+            };
+        let d = IngestLimits::default();
+        let fine_retention_days = positive(
+            "store",
+            "fine_retention_days",
+            raw.store.fine_retention_days,
+            400,
+            36_500,
+        );
+        let max_batch =
+            positive("ingest", "max_batch", raw.ingest.max_batch, 256, 100_000) as usize;
+        let max_body_bytes = positive(
+            "ingest",
+            "max_body_bytes",
+            raw.ingest.max_body_bytes,
+            d.max_body_bytes as i64,
+            1 << 30,
+        ) as usize;
+        let max_future_secs = positive(
+            "ingest",
+            "max_future_secs",
+            raw.ingest.max_future_secs,
+            600,
+            86_400 * 30,
+        );
+        let max_age_days = positive(
+            "ingest",
+            "max_age_days",
+            raw.ingest.max_age_days,
+            400,
+            36_500,
+        );
+        let rollup_interval_secs = positive(
+            "rollup",
+            "interval_secs",
+            raw.rollup.interval_secs,
+            60,
+            86_400,
+        ) as u64;
+        let enrol_token_ttl_secs = positive(
+            "rollup",
+            "enrol_token_ttl_secs",
+            raw.rollup.enrol_token_ttl_secs,
+            7 * 86_400,
+            365 * 86_400,
+        );
+        let utc_offset_secs = raw.city.utc_offset_secs.unwrap_or(8 * 3600);
+        if utc_offset_secs.abs() > 14 * 3600 {
+            err("city", "utc_offset_secs", format!("utc_offset_secs = {utc_offset_secs} is not a time zone offset (at most ±50400)"));
+        }
+        if raw.store.path.trim().is_empty() {
+            err("store", "path", "store path is empty".to_owned());
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Config {
+            listen,
+            store_path: base.join(raw.store.path),
+            fine_retention_days,
+            ingest: IngestLimits {
+                max_batch,
+                max_body_bytes,
+                max_future_secs,
+                max_age_secs: max_age_days * 86_400,
+            },
+            utc_offset_secs,
+            reference_dir: base.join(
+                raw.city
+                    .reference_dir
+                    .unwrap_or_else(|| "config".to_owned()),
+            ),
+            rollup_interval_secs,
+            enrol_token_ttl_secs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse(
+            "a.toml",
+            "[store]\npath = \"x.sqlite\"\n",
+            Path::new("/etc/sz"),
+        )
+        .unwrap();
+        assert_eq!(c.store_path, Path::new("/etc/sz/x.sqlite"));
+        assert_eq!(c.ingest.max_batch, 256);
+        assert_eq!(c.utc_offset_secs, 28_800);
+    }
+
+    #[test]
+    fn typo_is_located() {
+        let e = Config::parse(
+            "a.toml",
+            "[store]\npath = \"x\"\n[ingest]\nmax_bach = 3\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        assert!(
+            e.to_string()
+                .starts_with("a.toml:4:1: unknown field `max_bach`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let text =
+            "[server]\nlisten = \"nowhere\"\n[store]\npath = \"x\"\n[ingest]\nmax_batch = 0\n";
+        let e = Config::parse("a.toml", text, Path::new(".")).unwrap_err();
+        assert_eq!(e.0.len(), 2, "{e}");
+        assert_eq!((e.0[0].line, e.0[1].line), (2, 6), "{e}");
+    }
+}
