@@ -10,8 +10,8 @@ use shuzhuan_agent::clock::Clock;
 use shuzhuan_agent::sample::{Quality, SampleBatch, Value};
 use shuzhuan_agent::shutdown::Coordinator;
 use shuzhuan_agent::sources::opcua::{
-    pki, run_link, AcquisitionMode, OpcUaDeviceConfig, OpcUaLinkConfig, SecurityModeName,
-    SecurityPolicyName,
+    pki, run_link, AcquisitionMode, Deadband, Identity, OpcUaDeviceConfig, OpcUaLinkConfig,
+    SecurityModeName, SecurityPolicyName, UserNameIdentity,
 };
 use shuzhuan_common::profile::{OpcUaTag, TagRole};
 use shuzhuan_tests::{free_port, node_modules, python, repo_root, wait_for_port, Proc};
@@ -424,6 +424,7 @@ async fn reads_the_simulator_cnc_server_and_follows_its_restart() {
     let (tx, rx) = tokio::sync::watch::channel(snap.clone());
     let mut scfg = OpcUaServerConfig::local(dir.path().join("server"));
     scfg.max_nodes_per_read = 2; // the polling link must batch its reads
+    scfg.max_monitored_items_per_call = 3; // and the subscribing one its monitored items
     let mut server = serve(scfg, vec![("cnc-01".into(), rx)], std::future::pending())
         .await
         .unwrap();
@@ -458,15 +459,34 @@ async fn reads_the_simulator_cnc_server_and_follows_its_restart() {
     assert_eq!(value(&b, "state").0, &Some(Value::Text("Executing".into())));
     link.stop().await;
 
+    // Subscribed with an absolute deadband of 0.5: the text and boolean
+    // variables refuse a deadband and are monitored without one.
     cfg.mode = AcquisitionMode::Subscribe;
+    cfg.deadband = Some(Deadband::Absolute(0.5));
     let mut link = start_link(cfg, vec![device("cnc-01", "Machines/cnc-01", tags)]);
-    link.until(15, "subscribed values", all_good_but_missing)
+    let b = link
+        .until(15, "subscribed values", all_good_but_missing)
         .await;
+    assert_cnc_batch(&b);
     let mut next = snap.clone();
     next.parts_produced = 6;
+    next.power_kw = 9.7; // within the deadband: not reported
     tx.send(next.clone()).unwrap();
-    link.until(5, "the new part count", |b| number(b, "parts") == Some(6.0))
+    let b = link
+        .until(5, "the new part count", |b| number(b, "parts") == Some(6.0))
         .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b2 = link.until(2, "a batch", |_| true).await;
+    assert_eq!(
+        (number(&b, "power"), number(&b2, "power")),
+        (Some(9.5), Some(9.5))
+    );
+    next.power_kw = 11.0;
+    tx.send(next.clone()).unwrap();
+    link.until(5, "the power change beyond the deadband", |b| {
+        number(b, "power") == Some(11.0)
+    })
+    .await;
 
     server.stop().await;
     link.until(10, "disconnected", |b| !b.reachable).await;
@@ -477,5 +497,69 @@ async fn reads_the_simulator_cnc_server_and_follows_its_restart() {
         number(b, "parts") == Some(7.0) && all_good_but_missing(b)
     })
     .await;
+    link.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn username_login_is_refused_with_a_wrong_password_and_accepted_with_the_right_one() {
+    use shuzhuan_simulator::opcua::{serve, CncSnapshot, OpcUaServerConfig, ServerUser};
+    let dir = tempfile::tempdir().unwrap();
+    let snap = CncSnapshot {
+        operation_mode: 1,
+        channel_state: 0,
+        channel_mode: 0,
+        spindle_rotating: true,
+        program_state: "Running",
+        parts_produced: 5,
+        machinery_item_state: 3,
+        power_kw: 9.5,
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(snap);
+    let mut scfg = OpcUaServerConfig::local(dir.path().join("server"));
+    scfg.users = vec![ServerUser {
+        username: "operator".into(),
+        password: "s3cret".into(),
+    }];
+    let server = serve(scfg, vec![("cnc-01".into(), rx)], std::future::pending())
+        .await
+        .unwrap();
+    let tags = vec![tag(
+        "parts",
+        TagRole::PartCounter,
+        "Production/Statistics/PartsProducedInLifetime",
+    )];
+
+    let mut cfg = link_cfg(&server.endpoint_url(), &dir.path().join("agent"));
+    cfg.identity = Identity::UserName(UserNameIdentity {
+        username: "operator".into(),
+        password: "wrong".into(),
+    });
+    let mut link = start_link(
+        cfg.clone(),
+        vec![device("cnc-01", "Machines/cnc-01", tags.clone())],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = link.metrics();
+        if m.contains("reason=\"BadUserAccessDenied\"")
+            || m.contains("reason=\"BadIdentityTokenRejected\"")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no login refusal counted: {m}");
+        let b = link.until(2, "a batch", |_| true).await;
+        assert!(!b.reachable, "logged in with a wrong password: {b:#?}");
+    }
+    link.stop().await;
+
+    cfg.identity = Identity::UserName(UserNameIdentity {
+        username: "operator".into(),
+        password: "s3cret".into(),
+    });
+    let mut link = start_link(cfg, vec![device("cnc-01", "Machines/cnc-01", tags)]);
+    let b = link
+        .until(15, "values after logging in", |b| b.reachable)
+        .await;
+    assert_eq!(number(&b, "parts"), Some(5.0));
     link.stop().await;
 }

@@ -52,6 +52,10 @@ pub struct OpcUaServerConfig {
     /// so clients' batching can be exercised.
     #[serde(default)]
     pub max_nodes_per_read: usize,
+    /// Largest number of monitored items one CreateMonitoredItems may ask
+    /// for (0: the library's default).
+    #[serde(default)]
+    pub max_monitored_items_per_call: usize,
 }
 
 impl OpcUaServerConfig {
@@ -65,6 +69,7 @@ impl OpcUaServerConfig {
             trust_client_certs: true,
             users: Vec::new(),
             max_nodes_per_read: 0,
+            max_monitored_items_per_call: 0,
         }
     }
 }

@@ -277,6 +277,10 @@ impl RunningServer {
         if self.cfg.max_nodes_per_read > 0 {
             b.limits_mut().operational.max_nodes_per_read = self.cfg.max_nodes_per_read;
         }
+        if self.cfg.max_monitored_items_per_call > 0 {
+            b.limits_mut().operational.max_monitored_items_per_call =
+                self.cfg.max_monitored_items_per_call;
+        }
         b
     }
 }
