@@ -563,3 +563,79 @@ async fn username_login_is_refused_with_a_wrong_password_and_accepted_with_the_r
     assert_eq!(number(&b, "parts"), Some(5.0));
     link.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_simulator_over_sign_and_encrypt_once_its_certificate_is_trusted() {
+    use shuzhuan_simulator::opcua::{serve, CncSnapshot, OpcUaServerConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let snap = CncSnapshot {
+        operation_mode: 0,
+        channel_state: 2,
+        channel_mode: 2,
+        spindle_rotating: false,
+        program_state: "Aborted",
+        parts_produced: 17,
+        machinery_item_state: 1,
+        power_kw: 0.3,
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(snap);
+    let scfg = OpcUaServerConfig::local(dir.path().join("server"));
+    let server = serve(scfg, vec![("cnc-07".into(), rx)], std::future::pending())
+        .await
+        .unwrap();
+    let agent_pki = dir.path().join("agent");
+    let mut cfg = link_cfg(&server.endpoint_url(), &agent_pki);
+    cfg.security_policy = SecurityPolicyName::Basic256Sha256;
+    cfg.security_mode = SecurityModeName::SignAndEncrypt;
+    let tags = vec![
+        tag(
+            "parts",
+            TagRole::PartCounter,
+            "Production/Statistics/PartsProducedInLifetime",
+        ),
+        tag(
+            "program",
+            TagRole::ProgramState,
+            "Production/ActiveProgram/State/CurrentState",
+        ),
+        tag(
+            "state",
+            TagRole::MachineryItemState,
+            "MachineryItemState/CurrentState",
+        ),
+        tag(
+            "channel_mode",
+            TagRole::ChannelMode,
+            "Monitoring/Channel1/ChannelMode",
+        ),
+    ];
+    let mut link = start_link(cfg, vec![device("cnc-07", "Machines/cnc-07", tags)]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pki::rejected_certificates(&agent_pki).unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "simulator certificate never landed in rejected/"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let name = pki::rejected_certificates(&agent_pki).unwrap()[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    pki::trust_rejected(&agent_pki, &name).unwrap();
+    let b = link
+        .until(10, "values over SignAndEncrypt", |b| {
+            b.samples.iter().all(|s| s.quality.is_good())
+        })
+        .await;
+    assert_eq!(number(&b, "parts"), Some(17.0));
+    assert_eq!(number(&b, "channel_mode"), Some(2.0));
+    assert_eq!(value(&b, "program").0, &Some(Value::Text("Aborted".into())));
+    assert_eq!(
+        value(&b, "state").0,
+        &Some(Value::Text("OutOfService".into()))
+    );
+    link.stop().await;
+}
