@@ -7,6 +7,7 @@
 //! the aggregator and an offline verifier compute exactly the same thing.
 
 pub mod credit_code;
+pub mod evidence;
 pub mod indicators;
 pub mod inventory;
 pub mod merkle;
