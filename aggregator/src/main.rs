@@ -102,7 +102,7 @@ fn now() -> i64 {
     (api::system_clock())()
 }
 
-fn open(config: &PathBuf) -> anyhow::Result<(Config, SqliteStore)> {
+fn open(config: &std::path::Path) -> anyhow::Result<(Config, SqliteStore)> {
     let cfg = Config::load(config)?;
     let store = SqliteStore::open(&cfg.store_path)?;
     Ok((cfg, store))

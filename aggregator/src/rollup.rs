@@ -186,6 +186,19 @@ fn facts(
         known += total - d.state_seconds[DeviceState::Disconnected.index()];
         parts += d.parts;
     }
+    // Without any expected sample in the period nothing was measured: the
+    // measured rates are "insufficient data", not zero.
+    let measured = |num: f64, den: f64| {
+        if exp > 0 {
+            Ratio::of(num, den)
+        } else {
+            Ratio {
+                numerator: num,
+                denominator: den,
+                value: None,
+            }
+        }
+    };
     EnterpriseFacts {
         credit_code: e.credit_code.to_string(),
         name: e.name,
@@ -193,9 +206,9 @@ fn facts(
         chain: e.chain,
         above_scale: e.above_scale,
         production_devices: production.len() as u64,
-        measured_digitization: Ratio::of(count(&|d| delivered(&d.id)), n),
-        measured_networking: Ratio::of(count(&|d| networked(&d.id)), n),
-        measured_key_process_nc: Ratio::of(kp_measured, kp_total),
+        measured_digitization: measured(count(&|d| delivered(&d.id)), n),
+        measured_networking: measured(count(&|d| networked(&d.id)), n),
+        measured_key_process_nc: measured(kp_measured, kp_total),
         inventory_digitization: Ratio::of(count(&|d| d.declared_digital), n),
         inventory_networking: Ratio::of(count(&|d| d.declared_networked), n),
         inventory_key_process_nc: Ratio::of(kp_declared, kp_total),

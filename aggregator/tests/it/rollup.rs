@@ -1,0 +1,265 @@
+//! Aggregator integration tests: roll-ups (day sums equal window sums,
+//! independence from batch split and agent interleaving, period rows and the
+//! indicator page built from them).
+
+use crate::harness::*;
+use axum::body::Body;
+use axum::http::StatusCode;
+use proptest::prelude::*;
+use shuzhuan_aggregator::store::{NoHook, SqliteStore, Store};
+use shuzhuan_common::report::{Hash32, Report, VerifiedReport, SCHEMA_VERSION};
+
+/// Per report: (window index, [(device, productive secs, received samples, kWh)]).
+type Plan = Vec<(u32, Vec<(u8, u32, u32, u16)>)>;
+
+fn build(agent: &str, ent: u32, plan: &Plan) -> Vec<(VerifiedReport, String)> {
+    let k = key(ent as u8);
+    let mut prev = Hash32::GENESIS;
+    let mut out = Vec::new();
+    for (i, (w, devs)) in plan.iter().enumerate() {
+        let start = NOW - 3 * 86_400 + i64::from(*w) * WINDOW;
+        let mut seen = std::collections::BTreeSet::new();
+        let summaries = devs
+            .iter()
+            .filter(|d| seen.insert(d.0))
+            .map(|&(d, p, r, kwh)| {
+                summary(
+                    &format!("dev-{d}"),
+                    WINDOW as u32,
+                    p,
+                    r,
+                    f64::from(kwh) / 8.0,
+                )
+            })
+            .collect();
+        let r = Report {
+            schema: SCHEMA_VERSION,
+            agent_id: agent.into(),
+            enterprise: code(ent),
+            seq: i as u64 + 1,
+            prev_hash: prev,
+            window_start: start,
+            window_end: start + WINDOW,
+            created_at: start + WINDOW,
+            inventory: None,
+            summaries,
+        };
+        let (sr, h) = r.sign(&k);
+        prev = h;
+        out.push((sr.verify(&k.verifying_key()).unwrap(), sr.signature));
+    }
+    out
+}
+
+fn store_with_agents() -> SqliteStore {
+    let s = SqliteStore::in_memory().unwrap();
+    s.upsert_counties(&counties()).unwrap();
+    s.upsert_chains(&chains()).unwrap();
+    s.import_registry(&[enterprise(1, "xiping"), enterprise(2, "suiping")], &[])
+        .unwrap();
+    for (agent, ent) in [("a", 1u32), ("b", 2)] {
+        let token = format!("t-{agent}");
+        s.create_enrol_token(
+            &shuzhuan_aggregator::enroll::secret_hash(&token),
+            &code(ent),
+            NOW,
+            NOW + 60,
+        )
+        .unwrap();
+        let pk = shuzhuan_common::report::verifying_key_to_b64(&key(ent as u8).verifying_key());
+        s.enroll(
+            &shuzhuan_aggregator::enroll::secret_hash(&token),
+            agent,
+            &code(ent),
+            &pk,
+            NOW,
+        )
+        .unwrap();
+    }
+    s
+}
+
+fn dump(s: &SqliteStore, sql: &str) -> Vec<String> {
+    s.with_read(|c| {
+        let mut st = c.prepare(sql)?;
+        let n = st.column_count();
+        let rows = st.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    r.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| format!("{v:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(rows
+            .map(|r| r.map(|v| v.join("|")))
+            .collect::<Result<Vec<_>, _>>()?)
+    })
+    .unwrap()
+}
+
+fn plan() -> impl Strategy<Value = Plan> {
+    prop::collection::vec(
+        (
+            0u32..400,
+            prop::collection::vec((0u8..4, 0u32..=900, 0u32..=900, 0u16..100), 1..4),
+        ),
+        1..12,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn day_sums_equal_window_sums(pa in plan()) {
+        let s = store_with_agents();
+        let reports = build("a", 1, &pa);
+        s.ingest_batch("a", &reports, NOW, 8 * 3600, &NoHook).unwrap();
+        let sums = "SUM(productive), SUM(standby), SUM(nc_seconds), SUM(samples_expected), SUM(samples_received)";
+        let w = dump(&s, &format!("SELECT {sums}, COUNT(*) FROM window_summaries"));
+        let d = dump(&s, &format!("SELECT {sums}, SUM(windows) FROM device_days"));
+        prop_assert_eq!(w, d);
+        let e1 = dump(&s, "SELECT ROUND(SUM(quantity), 6) FROM window_energy");
+        let e2 = dump(&s, "SELECT ROUND(SUM(quantity), 6) FROM device_day_energy");
+        prop_assert_eq!(e1, e2);
+        // Period rows: the year holds every day's productive seconds.
+        s.refresh_periods().unwrap();
+        let y = dump(&s, "SELECT SUM(productive), SUM(samples_received) FROM device_periods WHERE period = '2026'");
+        let dd = dump(&s, "SELECT SUM(productive), SUM(samples_received) FROM device_days");
+        prop_assert_eq!(y, dd);
+    }
+
+    #[test]
+    fn batch_split_and_interleaving_do_not_change_days(
+        pa in plan(), pb in plan(), cut_a in 0usize..12, cut_b in 0usize..12, b_first in any::<bool>()
+    ) {
+        let ra = build("a", 1, &pa);
+        let rb = build("b", 2, &pb);
+        // One batch per agent, in one order.
+        let one = store_with_agents();
+        one.ingest_batch("a", &ra, NOW, 8 * 3600, &NoHook).unwrap();
+        one.ingest_batch("b", &rb, NOW, 8 * 3600, &NoHook).unwrap();
+        // Split batches, interleaved the other way, with a replayed batch.
+        let two = store_with_agents();
+        let (a1, a2) = ra.split_at(cut_a.min(ra.len()));
+        let (b1, b2) = rb.split_at(cut_b.min(rb.len()));
+        let steps: Vec<(&str, &[(VerifiedReport, String)])> = if b_first {
+            vec![("b", b1), ("a", a1), ("b", b2), ("a", a2), ("a", a1)]
+        } else {
+            vec![("a", a1), ("b", b1), ("a", a2), ("a", a2), ("b", b2)]
+        };
+        for (agent, part) in steps {
+            if !part.is_empty() {
+                two.ingest_batch(agent, part, NOW, 8 * 3600, &NoHook).unwrap();
+            }
+        }
+        let q = "SELECT * FROM device_days ORDER BY enterprise, device_id, day";
+        prop_assert_eq!(dump(&one, q), dump(&two, q));
+        one.refresh_periods().unwrap();
+        two.refresh_periods().unwrap();
+        let q = "SELECT * FROM device_periods ORDER BY enterprise, period, device_id";
+        prop_assert_eq!(dump(&one, q), dump(&two, q));
+    }
+}
+
+#[tokio::test]
+async fn indicator_page_shows_measured_beside_declared() {
+    let h = Harness::new();
+    let k = key(1);
+    h.enrol("gw-1", 1, &k).await;
+    // Two days of windows: cnc-1 delivers everything, cnc-2 half, press-1 nothing.
+    let (reports, _) = chain(&k, "gw-1", 1, 1, Hash32::GENESIS, 8);
+    let (s, v) = h
+        .call("POST", "/api/v1/reports", None, batch(&reports))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        h.store.refresh_periods().unwrap(),
+        3,
+        "one month, quarter and year"
+    );
+    let path = format!(
+        "/api/v1/indicators?period=2026-11&level=enterprise&id={}",
+        code(1)
+    );
+    let (s, v) = h.call("GET", &path, Some(&h.admin), Body::empty()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let e = &v["enterprise"];
+    assert_eq!(e["production_devices"], 3);
+    assert_eq!(
+        e["measured_digitization"]["value"].as_f64(),
+        Some(2.0 / 3.0),
+        "{e}"
+    );
+    assert_eq!(
+        e["measured_networking"]["value"].as_f64(),
+        Some(1.0 / 3.0),
+        "{e}"
+    );
+    assert_eq!(
+        e["measured_key_process_nc"]["value"].as_f64(),
+        Some(1.0),
+        "{e}"
+    );
+    assert_eq!(e["inventory_digitization"]["value"].as_f64(), Some(1.0));
+    assert_eq!(e["declared_digitization"].as_f64(), Some(0.6));
+    assert_eq!(e["coverage"]["value"].as_f64(), Some(1350.0 / 1800.0));
+    assert_eq!(
+        e["utilisation_of_calendar_time"]["value"].as_f64(),
+        Some(900.0 / 1800.0)
+    );
+    // The city page: enterprise 2 has no data, so measured means come from one enterprise.
+    let (_, v) = h
+        .call(
+            "GET",
+            "/api/v1/indicators?period=2026",
+            Some(&h.admin),
+            Body::empty(),
+        )
+        .await;
+    let ind = &v["indicators"];
+    assert_eq!(ind["enterprises_with_measured_data"], 1, "{ind}");
+    assert_eq!(ind["enterprises_declared_only"], 1, "{ind}");
+    assert_eq!(
+        ind["digitization"]["measured"]["mean"].as_f64(),
+        Some(2.0 / 3.0),
+        "{ind}"
+    );
+    assert_eq!(
+        ind["digitization"]["declared_questionnaire"]["mean"].as_f64(),
+        Some(0.6)
+    );
+    assert_eq!(
+        ind["rd_design_tools"]["declared"]["mean"].as_f64(),
+        Some(0.5)
+    );
+    // A period with no data says so instead of showing zero.
+    let (_, v) = h
+        .call(
+            "GET",
+            "/api/v1/indicators?period=2025",
+            Some(&h.admin),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(
+        v["indicators"]["networking"]["measured"]["status"], "insufficient data",
+        "{v}"
+    );
+    assert!(v["indicators"]["networking"]["measured"]["mean"].is_null());
+    // Days page.
+    let path = format!(
+        "/api/v1/enterprises/{}/days?from=2026-11-26&to=2026-11-28",
+        code(1)
+    );
+    let (s, v) = h.call("GET", &path, Some(&h.admin), Body::empty()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let windows: u64 = v["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state_seconds"]["productive"].as_u64().unwrap())
+        .sum();
+    assert_eq!(windows, 8 * 900, "600 + 300 productive seconds per window");
+}
