@@ -638,6 +638,8 @@ async fn emit_device(
     let period = clock
         .wall_duration(Duration::from_millis(dev.poll_interval_ms.max(1)))
         .max(Duration::from_millis(1));
+    // The device's error series exists (at 0) from the start.
+    metrics.read_errors.with_label_values(&[&dev.id]);
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -687,9 +689,15 @@ async fn emit_device(
                 quality: r.quality,
             })
             .collect();
+        // Reads the server answered with a bad status or an unusable value;
+        // configuration problems (unresolved paths) and a down session are
+        // reported elsewhere.
         let bad = samples
             .iter()
-            .filter(|s| matches!(s.quality, Quality::Bad(r) if r != "disconnected"))
+            .filter(|s| {
+                matches!(s.quality, Quality::Bad(r)
+                    if r.starts_with("Bad") || r == "no_value" || r == "unsupported_type")
+            })
             .count();
         if bad > 0 {
             metrics
