@@ -2,6 +2,7 @@
 //! with positions, tokens, registry import refusing files with bad rows).
 
 use crate::harness::*;
+use shuzhuan_aggregator::config::Config;
 use shuzhuan_aggregator::store::{SqliteStore, Store};
 use std::process::Command;
 
@@ -144,4 +145,27 @@ fn registry_import_with_bad_rows_imports_nothing_unless_told() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(&std::fs::read(&x).unwrap()[..2], b"PK");
+}
+
+#[test]
+fn example_files_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
+    Config::load(&root.join("aggregator.toml")).unwrap();
+    let mut cos = counties();
+    let mut yicheng = cos[0].clone();
+    yicheng.id = "yicheng".into();
+    cos.push(yicheng);
+    let mut chs = chains();
+    for id in ["food", "electronics"] {
+        let mut c = chs[0].clone();
+        c.id = id.into();
+        chs.push(c);
+    }
+    let data = std::fs::read(root.join("registry-enterprises.csv")).unwrap();
+    let (ents, bad) = shuzhuan_aggregator::registry::parse_enterprises(&data, &cos, &chs).unwrap();
+    assert!(bad.is_empty(), "{bad:?}");
+    let known = ents.iter().map(|e| e.credit_code.to_string()).collect();
+    let data = std::fs::read(root.join("registry-recognitions.csv")).unwrap();
+    let (recs, bad) = shuzhuan_aggregator::registry::parse_recognitions(&data, &known).unwrap();
+    assert!(bad.is_empty() && recs.len() == 2, "{bad:?}");
 }
