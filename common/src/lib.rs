@@ -6,6 +6,7 @@
 //! runtime. Everything here is a pure function of its inputs, so the agent,
 //! the aggregator and an offline verifier compute exactly the same thing.
 
+pub mod claim;
 pub mod credit_code;
 pub mod evidence;
 pub mod indicators;
