@@ -672,9 +672,16 @@ async fn emit_device(
             }
         }
         let now = clock.now_ms();
-        let readings = shared.lock().expect("link state lock").devices[index]
-            .readings
-            .clone();
+        let readings = {
+            let s = shared.lock().expect("link state lock");
+            if s.active.is_some() {
+                s.devices[index].readings.clone()
+            } else {
+                // Down, or still setting up: late notifications of a closed
+                // session must not pass for current values.
+                vec![Reading::bad("disconnected", now); dev.tags.len()]
+            }
+        };
         let samples: Vec<Sample> = dev
             .tags
             .iter()
