@@ -356,6 +356,28 @@ mod tests {
     }
 
     #[test]
+    fn a_generated_config_reads_back_the_same() {
+        let mut c = OpcUaLinkConfig::new("cnc-ua", "opc.tcp://127.0.0.1:4840/");
+        c.security_policy = SecurityPolicyName::Basic256Sha256;
+        c.security_mode = SecurityModeName::SignAndEncrypt;
+        c.identity = Identity::UserName(UserNameIdentity {
+            username: "op".into(),
+            password: "pw".into(),
+        });
+        c.deadband = Some(Deadband::Percent(2.0));
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(
+            toml::from_str::<OpcUaLinkConfig>(&text).unwrap(),
+            c,
+            "{text}"
+        );
+        let anonymous = OpcUaLinkConfig::new("a", "opc.tcp://h:1/");
+        let text = toml::to_string(&anonymous).unwrap();
+        assert!(text.contains("identity = \"anonymous\""), "{text}");
+        assert_eq!(toml::from_str::<OpcUaLinkConfig>(&text).unwrap(), anonymous);
+    }
+
+    #[test]
     fn deadband_and_device_parse() {
         let c: OpcUaLinkConfig = toml::from_str(
             "id = \"l\"\nendpoint = \"opc.tcp://h:1/\"\nmode = \"poll\"\ndeadband = { type = \"absolute\", value = 0.5 }",
