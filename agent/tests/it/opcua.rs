@@ -640,3 +640,50 @@ async fn reads_the_simulator_over_sign_and_encrypt_once_its_certificate_is_trust
     );
     link.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_gives_disconnected_batches_on_time_and_backed_off_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port(); // nothing listens here
+    let cfg = link_cfg(
+        &format!("opc.tcp://127.0.0.1:{port}/"),
+        &dir.path().join("agent"),
+    );
+    let mut link = start_link(cfg, vec![device("lathe-1", "Machines/lathe-1", cnc_tags())]);
+    let start = Instant::now();
+    let mut batches = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        let b = link.until(2, "a batch", |_| true).await;
+        assert!(!b.reachable);
+        assert_eq!(b.samples.len(), 5);
+        assert!(
+            b.samples
+                .iter()
+                .all(|s| s.quality == Quality::Bad("disconnected")),
+            "{b:#?}"
+        );
+        batches += 1;
+    }
+    // One batch per 200 ms poll interval.
+    assert!((7..=12).contains(&batches), "{batches} batches in 2 s");
+    // Attempts back off from 100 ms towards 800 ms (halved at most by jitter).
+    let m = link.metrics();
+    let attempts: u64 = m
+        .lines()
+        .find(|l| {
+            l.starts_with("shuzhuan_agent_opcua_requests_total")
+                && l.contains("service=\"connect\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no connect count: {m}"));
+    assert!(
+        (3..=10).contains(&attempts),
+        "{attempts} connect attempts in 2 s"
+    );
+    assert!(
+        m.contains("shuzhuan_agent_link_up{link=\"ua-test\"} 0"),
+        "{m}"
+    );
+    link.stop().await;
+}
