@@ -2,5 +2,6 @@
 
 mod api;
 mod cli;
+mod crash;
 mod harness;
 mod rollup;

@@ -1,0 +1,319 @@
+//! Aggregator benchmarks (docs/bench/aggregator.md):
+//! `cargo bench -p shuzhuan-aggregator --bench aggregator -- [ingest] [city]`.
+//!
+//! - ingest: window summaries per second through `ingest::ingest` (JSON
+//!   parse, Ed25519 verification of every report, chain check, one SQLite
+//!   transaction per batch with the daily roll-up), HTTP excluded.
+//! - city: a full-size city (2,000 enterprises, 100,000 devices, a year of
+//!   device-days generated straight into the store), then the period refresh,
+//!   the city overview and a county page: p50/p95 latency and database size.
+
+use shuzhuan_aggregator::config::IngestLimits;
+use shuzhuan_aggregator::days::days_from_civil;
+use shuzhuan_aggregator::enroll::secret_hash;
+use shuzhuan_aggregator::ingest::ingest;
+use shuzhuan_aggregator::rollup::{indicators_json, Reference};
+use shuzhuan_aggregator::store::{NoHook, Period, SqliteStore, Store};
+use shuzhuan_common::credit_code::CreditCode;
+use shuzhuan_common::inventory::{Device, DeviceKind, IndustryType, Inventory, KeyProcess};
+use shuzhuan_common::registry::{County, CountyKind, DeclaredRates, Enterprise, IndustryChain};
+use shuzhuan_common::report::{verifying_key_to_b64, Hash32, Report, SCHEMA_VERSION};
+use shuzhuan_common::state::{DeviceState, StateSeconds};
+use shuzhuan_common::summary::{EnergyDelta, EnergyMethod, WindowSummary};
+use std::io::Write as _;
+use std::time::Instant;
+
+fn code(n: u32) -> CreditCode {
+    CreditCode::from_body(&format!("91411721{n:09}")).unwrap()
+}
+
+fn city(store: &SqliteStore, counties: usize, chains: usize, enterprises: u32) {
+    store
+        .upsert_counties(
+            &(0..counties)
+                .map(|i| County {
+                    id: format!("c{i:02}"),
+                    name: format!("县{i}"),
+                    name_en: format!("County {i}"),
+                    kind: CountyKind::County,
+                    division_code: None,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    store
+        .upsert_chains(
+            &(0..chains)
+                .map(|i| IndustryChain {
+                    id: format!("ch{i:02}"),
+                    name: format!("链{i}"),
+                    name_en: format!("Chain {i}"),
+                    cluster: None,
+                    industry_type: IndustryType::Discrete,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    let ents: Vec<Enterprise> = (0..enterprises)
+        .map(|n| Enterprise {
+            credit_code: code(n),
+            name: format!("企业{n}"),
+            county: format!("c{:02}", n as usize % counties),
+            chain: format!("ch{:02}", n as usize % chains),
+            above_scale: n % 5 != 0,
+            industry_type: IndustryType::Discrete,
+            rd_design_tools: Some(n % 3 != 0),
+            declared: DeclaredRates {
+                digitization: Some(0.5),
+                networking: Some(0.4),
+                key_process_nc: Some(0.6),
+            },
+        })
+        .collect();
+    store.import_registry(&ents, &[]).unwrap();
+}
+
+fn summary(i: usize, secs: u32) -> WindowSummary {
+    let mut st = StateSeconds::default();
+    let p = (i as u32 * 37) % secs;
+    st.add(DeviceState::Productive, p);
+    st.add(DeviceState::Standby, secs - p);
+    WindowSummary {
+        device_id: format!("dev-{i:04}"),
+        state_seconds: st,
+        nc_seconds: p / 2,
+        energy: vec![EnergyDelta {
+            meter: format!("m-{i:04}"),
+            carrier: "electricity".into(),
+            quantity: 1.25 + i as f64 / 100.0,
+            unit: "kWh".into(),
+            method: EnergyMethod::Counter,
+            exported: 0.0,
+        }],
+        parts: Some(u64::from(p / 60)),
+        samples_expected: secs,
+        samples_received: secs - (i as u32 % 7),
+        flags: vec![],
+    }
+}
+
+fn bench_ingest(out: &mut impl std::io::Write) {
+    const AGENTS: u32 = 40;
+    const REPORTS: u64 = 25;
+    const DEVICES: usize = 200;
+    const PER_BATCH: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("bench.sqlite")).unwrap();
+    city(&store, 13, 15, AGENTS);
+    let now: i64 = 1_795_824_000;
+    let mut bodies = Vec::new();
+    for a in 0..AGENTS {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[a as u8 + 1; 32]);
+        let token = format!("tok-{a}");
+        store
+            .create_enrol_token(&secret_hash(&token), &code(a), now, now + 60)
+            .unwrap();
+        let agent = format!("gw-{a:03}");
+        store
+            .enroll(
+                &secret_hash(&token),
+                &agent,
+                &code(a),
+                &verifying_key_to_b64(&key.verifying_key()),
+                now,
+            )
+            .unwrap();
+        let mut prev = Hash32::GENESIS;
+        let mut signed = Vec::new();
+        for seq in 1..=REPORTS {
+            let start = now - 2 * 86_400 + seq as i64 * 900;
+            let r = Report {
+                schema: SCHEMA_VERSION,
+                agent_id: agent.clone(),
+                enterprise: code(a),
+                seq,
+                prev_hash: prev,
+                window_start: start,
+                window_end: start + 900,
+                created_at: start + 900,
+                inventory: None,
+                summaries: (0..DEVICES).map(|i| summary(i, 900)).collect(),
+            };
+            let (sr, h) = r.sign(&key);
+            prev = h;
+            signed.push(sr);
+        }
+        for chunk in signed.chunks(PER_BATCH) {
+            bodies.push(serde_json::to_vec(&serde_json::json!({ "reports": chunk })).unwrap());
+        }
+    }
+    let limits = IngestLimits {
+        max_batch: 256,
+        max_body_bytes: 64 << 20,
+        ..IngestLimits::default()
+    };
+    let total_bytes: usize = bodies.iter().map(Vec::len).sum();
+    let t = Instant::now();
+    let mut summaries = 0u64;
+    for body in &bodies {
+        let o = ingest(&store, &NoHook, &limits, 8 * 3600, body, now).unwrap();
+        summaries += o.accepted * DEVICES as u64;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    writeln!(
+        out,
+        "ingest: {summaries} summaries in {} batches ({} reports of {DEVICES} summaries, {:.1} MB JSON) in {secs:.2} s = {:.0} summaries/s, {:.0} reports/s",
+        bodies.len(),
+        u64::from(AGENTS) * REPORTS,
+        total_bytes as f64 / 1e6,
+        summaries as f64 / secs,
+        (u64::from(AGENTS) * REPORTS) as f64 / secs
+    )
+    .unwrap();
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn bench_city(out: &mut impl std::io::Write) {
+    const ENTERPRISES: u32 = 2_000;
+    const DEVICES: u32 = 50;
+    const DAYS: i64 = 365;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("city.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    city(&store, 13, 15, ENTERPRISES);
+    let first = days_from_civil(2025, 1, 1);
+    let t = Instant::now();
+    for chunk in (0..ENTERPRISES).collect::<Vec<_>>().chunks(50) {
+        store
+            .with_write_tx(|tx| {
+                let mut inv_st = tx.prepare(
+                    "INSERT INTO inventories (enterprise, agent_id, seq, inventory) VALUES (?1, ?2, 1, ?3)",
+                )?;
+                let mut day_st = tx.prepare(
+                    "INSERT INTO device_days VALUES (?1, ?2, ?3, 96, ?4, ?5, 0, 0, 0, 0, ?6, ?7, ?8, 86400, ?9)",
+                )?;
+                let mut en_st = tx.prepare(
+                    "INSERT INTO device_day_energy VALUES (?1, 'meter', ?2, 'electricity', 'kWh', ?3, 0)",
+                )?;
+                let mut dirty = tx.prepare("INSERT OR IGNORE INTO dirty_days VALUES (?1, ?2)")?;
+                for &e in chunk {
+                    let ent = code(e).to_string();
+                    let inv = Inventory {
+                        devices: (0..DEVICES)
+                            .map(|d| Device {
+                                id: format!("d{d:02}"),
+                                name: format!("d{d:02}"),
+                                kind: DeviceKind::CncMachineTool,
+                                production: true,
+                                declared_digital: d % 4 != 0,
+                                declared_networked: d % 3 != 0,
+                                declared_nc: d % 2 == 0,
+                                key_process: (d < 3).then(|| format!("kp{d}")),
+                                original_value_cny: None,
+                            })
+                            .collect(),
+                        key_processes: (0..3)
+                            .map(|k| KeyProcess { id: format!("kp{k}"), name: format!("工序{k}"), declared_nc: k != 2 })
+                            .collect(),
+                    };
+                    inv_st.execute(rusqlite::params![ent, format!("gw-{e}"), serde_json::to_string(&inv).unwrap()])?;
+                    // Devices d40.. deliver nothing (not digitized in fact).
+                    for d in 0..DEVICES.min(40) {
+                        let dev = format!("d{d:02}");
+                        for day in first..first + DAYS {
+                            let productive = 20_000 + ((e + d) as i64 * 7919 + day) % 40_000;
+                            let disconnected = if (d + e) % 9 == 0 { 20_000 } else { 0 };
+                            let received = 86_400 - disconnected;
+                            day_st.execute(rusqlite::params![
+                                ent,
+                                dev,
+                                day,
+                                productive,
+                                86_400 - productive - disconnected,
+                                disconnected,
+                                if d % 2 == 0 { productive / 2 } else { 0 },
+                                productive / 60,
+                                received
+                            ])?;
+                        }
+                    }
+                    for day in first..first + DAYS {
+                        en_st.execute(rusqlite::params![ent, day, 5_000.0 + (day % 17) as f64])?;
+                        dirty.execute(rusqlite::params![ent, day])?;
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+    let gen_secs = t.elapsed().as_secs_f64();
+    let rows = u64::from(ENTERPRISES) * u64::from(DEVICES.min(40)) * DAYS as u64;
+    let t = Instant::now();
+    let pairs = store.refresh_periods().unwrap();
+    let refresh_secs = t.elapsed().as_secs_f64();
+    writeln!(
+        out,
+        "city: {ENTERPRISES} enterprises, {} inventory devices, {rows} device-day rows generated in {gen_secs:.1} s; period refresh of {pairs} (enterprise, period) pairs in {refresh_secs:.1} s",
+        ENTERPRISES * DEVICES
+    )
+    .unwrap();
+    let reference = Reference::default();
+    let mut time = |level: &str, id: Option<&str>, period: Period| {
+        let mut v = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            let page = indicators_json(&store, &reference, period, level, id)
+                .unwrap()
+                .unwrap();
+            let bytes = serde_json::to_vec(&page).unwrap();
+            std::hint::black_box(bytes);
+            v.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        (percentile(&mut v, 0.5), percentile(&mut v, 0.95))
+    };
+    for (label, level, id, period) in [
+        ("city overview, year", "city", None, Period::Year(2025)),
+        ("city overview, month", "city", None, Period::Month(2025, 6)),
+        (
+            "county page, year",
+            "county",
+            Some("c03"),
+            Period::Year(2025),
+        ),
+    ] {
+        let (p50, p95) = time(level, id, period);
+        writeln!(out, "{label}: p50 {p50:.0} ms, p95 {p95:.0} ms (20 runs)").unwrap();
+    }
+    drop(store);
+    let size: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    writeln!(
+        out,
+        "database size (file + WAL): {:.2} GB",
+        size as f64 / 1e9
+    )
+    .unwrap();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let all = args.is_empty();
+    let mut out = std::io::stderr();
+    if all || args.iter().any(|a| a == "ingest") {
+        bench_ingest(&mut out);
+    }
+    if all || args.iter().any(|a| a == "city") {
+        bench_city(&mut out);
+    }
+    out.flush().unwrap();
+}
