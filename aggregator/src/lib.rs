@@ -11,6 +11,7 @@ pub mod api;
 pub mod config;
 pub mod days;
 pub mod enroll;
+pub mod evidence;
 pub mod ingest;
 pub mod metrics;
 pub mod registry;
