@@ -687,3 +687,23 @@ async fn an_unreachable_server_gives_disconnected_batches_on_time_and_backed_off
     );
     link.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deprecated_policy_without_consent_reports_disconnected_and_never_connects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = link_cfg("opc.tcp://127.0.0.1:1/", &dir.path().join("agent"));
+    cfg.security_policy = SecurityPolicyName::Basic128Rsa15;
+    cfg.security_mode = SecurityModeName::SignAndEncrypt;
+    let mut link = start_link(cfg, vec![device("lathe-1", "Machines/lathe-1", cnc_tags())]);
+    let b = link.until(3, "a batch", |_| true).await;
+    assert!(
+        !b.reachable
+            && b.samples
+                .iter()
+                .all(|s| s.quality == Quality::Bad("disconnected"))
+    );
+    let m = link.metrics();
+    assert!(m.contains("reason=\"config\"} 1"), "{m}");
+    assert!(!m.contains("service=\"connect\""), "{m}");
+    link.stop().await;
+}

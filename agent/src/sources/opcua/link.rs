@@ -58,12 +58,6 @@ pub async fn run_link(
 ) {
     let metrics = LinkMetrics::register(registry, &cfg.id);
     let link = cfg.id.clone();
-    if let Err(e) = cfg.validate() {
-        tracing::error!(%link, error = %e, "opc ua link not started");
-        metrics.error("config");
-        shutdown.recv().await;
-        return;
-    }
     let devices = Arc::new(devices);
     let now = clock.now_ms();
     let shared = Arc::new(Mutex::new(Shared {
@@ -96,13 +90,22 @@ pub async fn run_link(
         .pki_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("pki/opcua"));
-    let mut client = match session::build_client(&cfg, &pki_dir) {
-        Ok(c) => Some(c),
+    // Without a usable configuration or client the devices still report,
+    // as disconnected, until shutdown.
+    let mut client = match cfg.validate() {
         Err(e) => {
-            tracing::error!(%link, error = %e, "opc ua client not created");
-            metrics.error("client");
+            tracing::error!(%link, error = %e, "opc ua link not started");
+            metrics.error("config");
             None
         }
+        Ok(()) => match session::build_client(&cfg, &pki_dir) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(%link, error = %e, "opc ua client not created");
+                metrics.error("client");
+                None
+            }
+        },
     };
 
     let mut attempt: u32 = 0;
