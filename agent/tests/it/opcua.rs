@@ -10,8 +10,8 @@ use shuzhuan_agent::clock::Clock;
 use shuzhuan_agent::sample::{Quality, SampleBatch, Value};
 use shuzhuan_agent::shutdown::Coordinator;
 use shuzhuan_agent::sources::opcua::{
-    pki, run_link, AcquisitionMode, Deadband, Identity, OpcUaDeviceConfig, OpcUaLinkConfig,
-    SecurityModeName, SecurityPolicyName, UserNameIdentity,
+    pki, run_link, AcquisitionMode, CertificateIdentity, Deadband, Identity, OpcUaDeviceConfig,
+    OpcUaLinkConfig, SecurityModeName, SecurityPolicyName, UserNameIdentity,
 };
 use shuzhuan_common::profile::{OpcUaTag, TagRole};
 use shuzhuan_tests::{free_port, node_modules, python, repo_root, wait_for_port, Proc};
@@ -519,7 +519,8 @@ async fn username_login_is_refused_with_a_wrong_password_and_accepted_with_the_r
     let mut scfg = OpcUaServerConfig::local(dir.path().join("server"));
     scfg.users = vec![ServerUser {
         username: "operator".into(),
-        password: "s3cret".into(),
+        password: Some("s3cret".into()),
+        cert: None,
     }];
     let server = serve(scfg, vec![("cnc-01".into(), rx)], std::future::pending())
         .await
@@ -705,5 +706,74 @@ async fn a_deprecated_policy_without_consent_reports_disconnected_and_never_conn
     let m = link.metrics();
     assert!(m.contains("reason=\"config\"} 1"), "{m}");
     assert!(!m.contains("service=\"connect\""), "{m}");
+    link.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_login_with_a_user_certificate_the_server_knows() {
+    use shuzhuan_simulator::opcua::{serve, CncSnapshot, OpcUaServerConfig, ServerUser};
+    let dir = tempfile::tempdir().unwrap();
+    let user = dir.path().join("user");
+    let status = Command::new(python())
+        .arg(repo_root().join("tests/peers/py/opcua_make_cert.py"))
+        .args(["--uri", "urn:shuzhuan:tests:operator", "--client", "--pki"])
+        .arg(&user)
+        .status()
+        .unwrap();
+    assert!(status.success(), "opcua_make_cert.py failed");
+    let snap = CncSnapshot {
+        operation_mode: 1,
+        channel_state: 0,
+        channel_mode: 0,
+        spindle_rotating: true,
+        program_state: "Running",
+        parts_produced: 23,
+        machinery_item_state: 3,
+        power_kw: 9.5,
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(snap);
+    let mut scfg = OpcUaServerConfig::local(dir.path().join("server"));
+    scfg.users = vec![ServerUser {
+        username: "operator".into(),
+        password: None,
+        cert: Some(user.join("cert.der")),
+    }];
+    let server = serve(scfg, vec![("cnc-01".into(), rx)], std::future::pending())
+        .await
+        .unwrap();
+
+    let agent_pki = dir.path().join("agent");
+    let mut cfg = link_cfg(&server.endpoint_url(), &agent_pki);
+    cfg.security_policy = SecurityPolicyName::Basic256Sha256;
+    cfg.security_mode = SecurityModeName::Sign;
+    cfg.identity = Identity::Certificate(CertificateIdentity {
+        cert: user.join("cert.der"),
+        key: user.join("key.pem"),
+    });
+    let tags = vec![tag(
+        "parts",
+        TagRole::PartCounter,
+        "Production/Statistics/PartsProducedInLifetime",
+    )];
+    let mut link = start_link(cfg, vec![device("cnc-01", "Machines/cnc-01", tags)]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pki::rejected_certificates(&agent_pki).unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "simulator certificate never landed in rejected/"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let name = pki::rejected_certificates(&agent_pki).unwrap()[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    pki::trust_rejected(&agent_pki, &name).unwrap();
+    let b = link
+        .until(10, "values after a certificate login", |b| b.reachable)
+        .await;
+    assert_eq!(number(&b, "parts"), Some(23.0));
     link.stop().await;
 }

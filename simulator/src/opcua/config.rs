@@ -16,12 +16,16 @@ pub enum EndpointSecurity {
     Basic256Sha256SignAndEncrypt,
 }
 
-/// A username/password login the server accepts besides anonymous.
+/// A login the server accepts besides anonymous: a username with either a
+/// password or an X.509 user certificate (DER file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerUser {
     pub username: String,
-    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
 }
 
 /// How the CNC server is run.

@@ -252,7 +252,8 @@ impl RunningServer {
                 id.clone(),
                 ServerUserToken {
                     user: user.username.clone(),
-                    pass: Some(user.password.clone()),
+                    pass: user.password.clone(),
+                    x509: user.cert.as_ref().map(|p| p.display().to_string()),
                     ..Default::default()
                 },
             );
