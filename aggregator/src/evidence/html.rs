@@ -124,7 +124,7 @@ time coverage {tc:.1} %, sample coverage {sc}</p>",
     let _ = write!(
         h,
         "<h2>Reference data 依据</h2><p>Factor set: {} — {}<br>Recognition thresholds: {}<br>\
-Policy: {} ({}); status: {}</p></body></html>\n",
+Policy: {} ({}); status: {}</p></body></html>",
         esc(&j.factor_set),
         esc(&j.factor_source),
         esc(&j.recognition_source),
@@ -132,5 +132,6 @@ Policy: {} ({}); status: {}</p></body></html>\n",
         esc(&j.policy.vintage),
         esc(&j.policy.status),
     );
+    h.push('\n');
     h
 }
