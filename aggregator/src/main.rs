@@ -51,6 +51,34 @@ enum Command {
         config: PathBuf,
         agent_id: String,
     },
+    /// Judge an award claim against the signed evidence: writes the JSON
+    /// report, the printable HTML report and the evidence bundle.
+    VerifyClaim {
+        #[arg(long)]
+        config: PathBuf,
+        /// The claim file (TOML), e.g. config/claims/examples/truthful.toml.
+        #[arg(long)]
+        claim: PathBuf,
+        /// The claim policy.
+        #[arg(long, default_value = "config/claims/thresholds.toml")]
+        policy: PathBuf,
+        /// The evidence log's key file (created when missing); default: evidence-log.key beside the database.
+        #[arg(long)]
+        log_key_file: Option<PathBuf>,
+        /// The log's origin line in checkpoints.
+        #[arg(long, default_value = "shuzhuan/evidence")]
+        origin: String,
+        /// Output prefix: writes PREFIX.json, PREFIX.html and PREFIX.bundle.json.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify an evidence bundle offline (no database) against the log's public key.
+    VerifyBundle {
+        file: PathBuf,
+        /// The trusted log public key, base64.
+        #[arg(long)]
+        log_key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -261,6 +289,60 @@ fn main() -> anyhow::Result<()> {
                 bail!("agent `{agent_id}` is not enrolled or already revoked");
             }
             writeln!(out, "agent `{agent_id}` revoked")?;
+        }
+        Command::VerifyClaim {
+            config,
+            claim,
+            policy,
+            log_key_file,
+            origin,
+            out: prefix,
+        } => {
+            use shuzhuan_aggregator::evidence;
+            let (cfg, store) = open(&config)?;
+            let key_path =
+                log_key_file.unwrap_or_else(|| cfg.store_path.with_file_name("evidence-log.key"));
+            let log = evidence::EvidenceLog::open(
+                &store,
+                origin,
+                evidence::load_or_create_log_key(&key_path)?,
+            )?;
+            // Reports accepted while no log hook was installed get their leaves now.
+            log.backfill(&store)?;
+            let outcome = evidence::verify_claim(
+                &store,
+                &log,
+                &evidence::load_claim(&claim)?,
+                &evidence::load_policy(&policy)?,
+            )?;
+            let with = |ext: &str| PathBuf::from(format!("{}.{ext}", prefix.display()));
+            std::fs::write(with("json"), serde_json::to_vec_pretty(&outcome.to_json())?)?;
+            std::fs::write(with("html"), outcome.to_html())?;
+            std::fs::write(with("bundle.json"), outcome.bundle.to_json())?;
+            for f in &outcome.judgement.figures {
+                writeln!(
+                    out,
+                    "{}: claimed {} {}, measured {}, {:?}",
+                    f.figure.key(),
+                    f.claimed,
+                    f.unit,
+                    f.measured
+                        .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
+                    f.verdict
+                )?;
+            }
+            writeln!(out, "log public key: {}", log.public_key_b64())?;
+        }
+        Command::VerifyBundle { file, log_key } => {
+            let verdict = shuzhuan_aggregator::evidence::verify_bundle_file(&file, &log_key)?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&verdict)?)?;
+            if !verdict.ok {
+                bail!(
+                    "{}: {} problem(s) found",
+                    file.display(),
+                    verdict.problems.len()
+                );
+            }
         }
     }
     Ok(())
