@@ -427,7 +427,7 @@ fn claims_are_judged_into_json_and_a_self_contained_html_report() {
 
     // The offline path: the bundle written to a file and checked with the
     // log's public key alone.
-    let file = dir.path().join("bundle.json");
+    let file = shuzhuan_tests::artifacts().join("evidence-bundle.json");
     std::fs::write(&file, out.bundle.to_json()).unwrap();
     let v = evidence::verify_bundle_file(&file, &log.public_key_b64()).unwrap();
     assert!(v.ok);

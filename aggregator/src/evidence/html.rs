@@ -74,9 +74,11 @@ time coverage {tc:.1} %, sample coverage {sc}</p>",
     );
     for f in &j.figures {
         let (class, text) = verdict_cell(f.verdict);
+        // Intensities are small numbers: four decimals; rates and counts two.
+        let digits = if f.unit.ends_with("/part") { 4 } else { 2 };
         let measured = f
             .measured
-            .map_or_else(|| "—".to_owned(), |v| format!("{v:.2} {}", f.unit));
+            .map_or_else(|| "—".to_owned(), |v| format!("{v:.digits$} {}", f.unit));
         let threshold = f.threshold.as_ref().map_or_else(
             || "none configured".to_owned(),
             |t| {
