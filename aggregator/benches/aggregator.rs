@@ -262,7 +262,7 @@ fn bench_city(out: &mut impl std::io::Write) {
     )
     .unwrap();
     let reference = Reference::default();
-    let mut time = |level: &str, id: Option<&str>, period: Period| {
+    let time = |level: &str, id: Option<&str>, period: Period| {
         let mut v = Vec::new();
         for _ in 0..20 {
             let t = Instant::now();

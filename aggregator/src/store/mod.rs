@@ -323,6 +323,17 @@ impl Period {
         };
         (start, end)
     }
+    /// The keys of the months the period spans.
+    pub fn months(&self) -> Vec<String> {
+        let (y, first, n) = match *self {
+            Period::Year(y) => (y, 1, 12),
+            Period::Quarter(y, q) => (y, 3 * (q - 1) + 1, 3),
+            Period::Month(y, m) => (y, m, 1),
+        };
+        (first..first + n)
+            .map(|m| Period::Month(y, m).key())
+            .collect()
+    }
     /// The month, quarter and year a day belongs to.
     pub fn containing(day: i64) -> [Period; 3] {
         let (y, m, _) = crate::days::civil_from_days(day);

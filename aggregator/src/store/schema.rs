@@ -8,7 +8,7 @@
 //! Layout: registry tables (counties, chains, enterprises, recognitions);
 //! enrolment (enrol_tokens, agents, agent_keys); evidence (reports: raw
 //! payload and signature per `(agent_id, seq)`); fine rows (window_summaries,
-//! window_energy, pruned after a retention period); daily rows (device_days,
+//! with their energy as JSON since migration 3, pruned after a retention period); daily rows (device_days,
 //! device_day_energy, kept); period roll-ups (device_periods,
 //! enterprise_periods) refreshed from the daily rows for dirty pairs; chain
 //! gaps; API tokens; bureau-recorded assessment scores.
@@ -219,4 +219,7 @@ CREATE TABLE assessment_scores (
     // 2: no query reads device_days by day alone (every read starts with the
     // enterprise), and the index cost a random insert per device-day.
     "DROP INDEX device_days_day;",
+    // 3: a window's energy rows travel with its summary row (one write per
+    // summary instead of one per meter); the raw payload keeps the original.
+    "DROP TABLE window_energy; ALTER TABLE window_summaries ADD COLUMN energy TEXT;",
 ];

@@ -19,7 +19,7 @@ use shuzhuan_common::inventory::Inventory;
 use shuzhuan_common::registry::{County, DeclaredRates, Enterprise, IndustryChain, Recognition};
 use shuzhuan_common::report::{follow, ChainError, ChainHead, Hash32, VerifiedReport};
 use shuzhuan_common::state::DeviceState;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -190,7 +190,64 @@ fn read_agent(conn: &Connection, row: &rusqlite::Row<'_>) -> Result<AgentRecord,
     })
 }
 
-/// Stores one accepted report and adds it to the daily rows.
+/// Daily sums of one batch, added to the stored daily rows once per
+/// (device, day) instead of once per window: a batch of many windows of the
+/// same devices touches each daily row once.
+#[derive(Default)]
+pub(crate) struct DayAcc {
+    days: HashMap<(String, String, i64), [i64; 12]>,
+    energy: HashMap<(String, String, i64, String, String), (f64, f64)>,
+}
+
+impl DayAcc {
+    fn flush(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let mut ins_day = tx.prepare_cached(
+            "INSERT INTO device_days (enterprise, device_id, day, windows, productive, standby,
+             engineering, scheduled_down, unscheduled_down, non_scheduled, disconnected, nc_seconds,
+             parts, samples_expected, samples_received)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT (enterprise, device_id, day) DO UPDATE SET
+             windows = windows + excluded.windows,
+             productive = productive + excluded.productive,
+             standby = standby + excluded.standby,
+             engineering = engineering + excluded.engineering,
+             scheduled_down = scheduled_down + excluded.scheduled_down,
+             unscheduled_down = unscheduled_down + excluded.unscheduled_down,
+             non_scheduled = non_scheduled + excluded.non_scheduled,
+             disconnected = disconnected + excluded.disconnected,
+             nc_seconds = nc_seconds + excluded.nc_seconds,
+             parts = parts + excluded.parts,
+             samples_expected = samples_expected + excluded.samples_expected,
+             samples_received = samples_received + excluded.samples_received",
+        )?;
+        for ((ent, dev, day), v) in &self.days {
+            ins_day.execute(params![
+                ent, dev, day, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10],
+                v[11]
+            ])?;
+        }
+        let mut ins_day_energy = tx.prepare_cached(
+            "INSERT INTO device_day_energy (enterprise, device_id, day, carrier, unit, quantity, exported)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (enterprise, device_id, day, carrier, unit) DO UPDATE SET
+             quantity = quantity + excluded.quantity, exported = exported + excluded.exported",
+        )?;
+        for ((ent, dev, day, carrier, unit), (q, x)) in &self.energy {
+            ins_day_energy.execute(params![ent, dev, day, carrier, unit, q, x])?;
+        }
+        let mut dirty = tx
+            .prepare_cached("INSERT OR IGNORE INTO dirty_days (enterprise, day) VALUES (?1, ?2)")?;
+        let touched: BTreeSet<(&str, i64)> =
+            self.days.keys().map(|(e, _, d)| (e.as_str(), *d)).collect();
+        for (ent, day) in touched {
+            dirty.execute(params![ent, day])?;
+        }
+        Ok(())
+    }
+}
+
+/// Stores one accepted report (evidence and window rows) and adds its
+/// summaries to the batch's daily sums.
 fn store_report(
     tx: &Transaction<'_>,
     agent_id: &str,
@@ -198,6 +255,7 @@ fn store_report(
     signature: &str,
     now: i64,
     utc_offset_secs: i64,
+    acc: &mut DayAcc,
 ) -> Result<(), StoreError> {
     let r = &vr.report;
     let enterprise = r.enterprise.as_str();
@@ -233,41 +291,18 @@ fn store_report(
     let mut ins_window = tx.prepare_cached(
         "INSERT INTO window_summaries (agent_id, seq, device_id, enterprise, window_start,
          window_end, productive, standby, engineering, scheduled_down, unscheduled_down,
-         non_scheduled, disconnected, nc_seconds, parts, samples_expected, samples_received, flags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-    )?;
-    let mut ins_day = tx.prepare_cached(
-        "INSERT INTO device_days (enterprise, device_id, day, windows, productive, standby,
-         engineering, scheduled_down, unscheduled_down, non_scheduled, disconnected, nc_seconds,
-         parts, samples_expected, samples_received)
-         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-         ON CONFLICT (enterprise, device_id, day) DO UPDATE SET
-         windows = windows + 1,
-         productive = productive + excluded.productive,
-         standby = standby + excluded.standby,
-         engineering = engineering + excluded.engineering,
-         scheduled_down = scheduled_down + excluded.scheduled_down,
-         unscheduled_down = unscheduled_down + excluded.unscheduled_down,
-         non_scheduled = non_scheduled + excluded.non_scheduled,
-         disconnected = disconnected + excluded.disconnected,
-         nc_seconds = nc_seconds + excluded.nc_seconds,
-         parts = parts + excluded.parts,
-         samples_expected = samples_expected + excluded.samples_expected,
-         samples_received = samples_received + excluded.samples_received",
-    )?;
-    let mut ins_energy = tx.prepare_cached(
-        "INSERT INTO window_energy (agent_id, seq, device_id, meter, carrier, unit, quantity,
-         exported, method) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    let mut ins_day_energy = tx.prepare_cached(
-        "INSERT INTO device_day_energy (enterprise, device_id, day, carrier, unit, quantity, exported)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (enterprise, device_id, day, carrier, unit) DO UPDATE SET
-         quantity = quantity + excluded.quantity, exported = exported + excluded.exported",
+         non_scheduled, disconnected, nc_seconds, parts, samples_expected, samples_received, flags,
+         energy)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?;
     for s in &r.summaries {
         let st = |d: DeviceState| i64::from(s.state_seconds.get(d));
         let flags = s.flags.iter().map(enum_str).collect::<Vec<_>>().join(",");
+        let energy = if s.energy.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&s.energy).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        };
         ins_window.execute(params![
             agent_id,
             seq,
@@ -286,12 +321,15 @@ fn store_report(
             s.parts.map(|p| p as i64),
             s.samples_expected,
             s.samples_received,
-            flags
+            flags,
+            energy
         ])?;
-        ins_day.execute(params![
-            enterprise,
-            s.device_id,
-            day,
+        let v = acc
+            .days
+            .entry((enterprise.to_owned(), s.device_id.clone(), day))
+            .or_insert([0; 12]);
+        let add = [
+            1,
             st(DeviceState::Productive),
             st(DeviceState::Standby),
             st(DeviceState::Engineering),
@@ -299,36 +337,29 @@ fn store_report(
             st(DeviceState::UnscheduledDown),
             st(DeviceState::NonScheduled),
             st(DeviceState::Disconnected),
-            s.nc_seconds,
+            i64::from(s.nc_seconds),
             s.parts.unwrap_or(0) as i64,
-            s.samples_expected,
-            s.samples_received
-        ])?;
+            i64::from(s.samples_expected),
+            i64::from(s.samples_received),
+        ];
+        for (a, b) in v.iter_mut().zip(add) {
+            *a += b;
+        }
         for e in &s.energy {
-            ins_energy.execute(params![
-                agent_id,
-                seq,
-                s.device_id,
-                e.meter,
-                e.carrier,
-                e.unit,
-                e.quantity,
-                e.exported,
-                enum_str(&e.method)
-            ])?;
-            ins_day_energy.execute(params![
-                enterprise,
-                s.device_id,
-                day,
-                e.carrier,
-                e.unit,
-                e.quantity,
-                e.exported
-            ])?;
+            let slot = acc
+                .energy
+                .entry((
+                    enterprise.to_owned(),
+                    s.device_id.clone(),
+                    day,
+                    e.carrier.clone(),
+                    e.unit.clone(),
+                ))
+                .or_default();
+            slot.0 += e.quantity;
+            slot.1 += e.exported;
         }
     }
-    tx.prepare_cached("INSERT OR IGNORE INTO dirty_days (enterprise, day) VALUES (?1, ?2)")?
-        .execute(params![enterprise, day])?;
     Ok(())
 }
 
@@ -717,6 +748,7 @@ impl Store for SqliteStore {
         };
         let expected = |h: Option<ChainHead>| h.map_or(1, |h| h.seq + 1);
         let (mut accepted, mut duplicates) = (0u64, 0u64);
+        let mut acc = DayAcc::default();
         for (vr, signature) in reports {
             let seq = vr.report.seq;
             if let Some(h) = head {
@@ -774,10 +806,11 @@ impl Store for SqliteStore {
                     })
                 }
             }
-            store_report(&tx, agent_id, vr, signature, now, utc_offset_secs)?;
+            store_report(&tx, agent_id, vr, signature, now, utc_offset_secs, &mut acc)?;
             hook.on_accepted(&tx, agent_id, seq, &vr.hash)?;
             accepted += 1;
         }
+        acc.flush(&tx)?;
         if let Some(h) = head {
             tx.execute(
                 "UPDATE agents SET head_seq = ?2, head_hash = ?3 WHERE agent_id = ?1",
@@ -880,15 +913,18 @@ impl Store for SqliteStore {
 
     fn refresh_periods(&self) -> Result<u64, StoreError> {
         self.with_write_tx(|tx| {
-            let mut pairs: BTreeSet<(String, String, i64, i64)> = BTreeSet::new();
+            // Months are summed from daily rows; quarters and years from the
+            // months just refreshed, so a tick that touches today re-reads a
+            // month of days, not a year of them. Months sort first (rank 0).
+            let mut pairs: BTreeMap<(u8, String, String), Period> = BTreeMap::new();
             {
                 let mut st = tx.prepare("SELECT enterprise, day FROM dirty_days")?;
                 let mut q = st.query([])?;
                 while let Some(r) = q.next()? {
                     let ent: String = r.get(0)?;
                     for p in Period::containing(r.get(1)?) {
-                        let (a, b) = p.day_range();
-                        pairs.insert((ent.clone(), p.key(), a, b));
+                        let rank = u8::from(!matches!(p, Period::Month(..)));
+                        pairs.insert((rank, ent.clone(), p.key()), p);
                     }
                 }
             }
@@ -896,7 +932,7 @@ impl Store for SqliteStore {
                 tx.prepare("DELETE FROM device_periods WHERE enterprise = ?1 AND period = ?2")?;
             let mut del_en =
                 tx.prepare("DELETE FROM period_energy WHERE enterprise = ?1 AND period = ?2")?;
-            let mut ins_dev = tx.prepare(
+            let mut month_dev = tx.prepare(
                 "INSERT INTO device_periods (enterprise, period, device_id, days, productive, known,
                  calendar, nc_seconds, parts, samples_expected, samples_received)
                  SELECT enterprise, ?2, device_id, COUNT(*), SUM(productive),
@@ -906,17 +942,39 @@ impl Store for SqliteStore {
                  FROM device_days WHERE enterprise = ?1 AND day >= ?3 AND day < ?4
                  GROUP BY device_id",
             )?;
-            let mut ins_en = tx.prepare(
+            let mut month_en = tx.prepare(
                 "INSERT INTO period_energy (enterprise, period, carrier, unit, quantity, exported)
                  SELECT enterprise, ?2, carrier, unit, SUM(quantity), SUM(exported)
                  FROM device_day_energy WHERE enterprise = ?1 AND day >= ?3 AND day < ?4
                  GROUP BY carrier, unit",
             )?;
-            for (ent, key, a, b) in &pairs {
+            let mut span_dev = tx.prepare(
+                "INSERT INTO device_periods (enterprise, period, device_id, days, productive, known,
+                 calendar, nc_seconds, parts, samples_expected, samples_received)
+                 SELECT enterprise, ?2, device_id, SUM(days), SUM(productive), SUM(known),
+                 SUM(calendar), SUM(nc_seconds), SUM(parts), SUM(samples_expected), SUM(samples_received)
+                 FROM device_periods WHERE enterprise = ?1 AND period IN (SELECT value FROM json_each(?3))
+                 GROUP BY device_id",
+            )?;
+            let mut span_en = tx.prepare(
+                "INSERT INTO period_energy (enterprise, period, carrier, unit, quantity, exported)
+                 SELECT enterprise, ?2, carrier, unit, SUM(quantity), SUM(exported)
+                 FROM period_energy WHERE enterprise = ?1 AND period IN (SELECT value FROM json_each(?3))
+                 GROUP BY carrier, unit",
+            )?;
+            for ((_, ent, key), p) in &pairs {
                 del_dev.execute(params![ent, key])?;
                 del_en.execute(params![ent, key])?;
-                ins_dev.execute(params![ent, key, a, b])?;
-                ins_en.execute(params![ent, key, a, b])?;
+                if let Period::Month(..) = p {
+                    let (a, b) = p.day_range();
+                    month_dev.execute(params![ent, key, a, b])?;
+                    month_en.execute(params![ent, key, a, b])?;
+                } else {
+                    let months = serde_json::to_string(&p.months())
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    span_dev.execute(params![ent, key, months])?;
+                    span_en.execute(params![ent, key, months])?;
+                }
             }
             tx.execute("DELETE FROM dirty_days", [])?;
             Ok(pairs.len() as u64)
