@@ -203,6 +203,23 @@ fn asyncua_server(port: u16, security: &str, pki: &Path) -> Proc {
 }
 
 fn node_opcua_server(port: u16, pki: &Path) -> Proc {
+    node_opcua_server_with(port, pki, true)
+}
+
+/// `own_cert = false`: node-opcua's own certificate (this host's DNS name
+/// first, no 127.0.0.1), as a real controller's might be.
+fn node_opcua_server_with(port: u16, pki: &Path, own_cert: bool) -> Proc {
+    if !own_cert {
+        return peer(
+            Command::new("node")
+                .arg(repo_root().join("tests/peers/js/opcua_peer_server.js"))
+                .arg(port.to_string())
+                .arg(pki)
+                .env("NODE_PATH", node_modules()),
+            port,
+            "node-opcua server",
+        );
+    }
     let make_cert = repo_root().join("tests/peers/py/opcua_make_cert.py");
     let status = Command::new(python())
         .arg(make_cert)
@@ -281,7 +298,7 @@ async fn asyncua_unknown_server_certificate_is_rejected_until_trusted_then_sign_
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let b = link.until(3, "a batch", |_| true).await;
+    let b = link.until(5, "a batch", |_| true).await;
     assert!(!b.reachable, "{b:#?}");
     assert!(
         b.samples
@@ -477,7 +494,7 @@ async fn reads_the_simulator_cnc_server_and_follows_its_restart() {
         .until(5, "the new part count", |b| number(b, "parts") == Some(6.0))
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let b2 = link.until(2, "a batch", |_| true).await;
+    let b2 = link.until(5, "a batch", |_| true).await;
     assert_eq!(
         (number(&b, "power"), number(&b2, "power")),
         (Some(9.5), Some(9.5))
@@ -549,7 +566,7 @@ async fn username_login_is_refused_with_a_wrong_password_and_accepted_with_the_r
             break;
         }
         assert!(Instant::now() < deadline, "no login refusal counted: {m}");
-        let b = link.until(2, "a batch", |_| true).await;
+        let b = link.until(5, "a batch", |_| true).await;
         assert!(!b.reachable, "logged in with a wrong password: {b:#?}");
     }
     link.stop().await;
@@ -654,7 +671,7 @@ async fn an_unreachable_server_gives_disconnected_batches_on_time_and_backed_off
     let start = Instant::now();
     let mut batches = 0;
     while start.elapsed() < Duration::from_secs(2) {
-        let b = link.until(2, "a batch", |_| true).await;
+        let b = link.until(5, "a batch", |_| true).await;
         assert!(!b.reachable);
         assert_eq!(b.samples.len(), 5);
         assert!(
@@ -665,9 +682,11 @@ async fn an_unreachable_server_gives_disconnected_batches_on_time_and_backed_off
         );
         batches += 1;
     }
-    // One batch per 200 ms poll interval.
-    assert!((7..=12).contains(&batches), "{batches} batches in 2 s");
-    // Attempts back off from 100 ms towards 800 ms (halved at most by jitter).
+    // One batch per 200 ms poll interval: never more (10 or 11 in 2 s), and
+    // on a loaded 2-core machine not all that much fewer.
+    assert!((4..=11).contains(&batches), "{batches} batches in 2 s");
+    // Attempts back off from 100 ms towards 800 ms (halved at most by jitter):
+    // at most 8 fit in 2 s, without backoff there would be dozens.
     let m = link.metrics();
     let attempts: u64 = m
         .lines()
@@ -679,7 +698,7 @@ async fn an_unreachable_server_gives_disconnected_batches_on_time_and_backed_off
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no connect count: {m}"));
     assert!(
-        (3..=10).contains(&attempts),
+        (2..=8).contains(&attempts),
         "{attempts} connect attempts in 2 s"
     );
     assert!(
@@ -696,7 +715,7 @@ async fn a_deprecated_policy_without_consent_reports_disconnected_and_never_conn
     cfg.security_policy = SecurityPolicyName::Basic128Rsa15;
     cfg.security_mode = SecurityModeName::SignAndEncrypt;
     let mut link = start_link(cfg, vec![device("lathe-1", "Machines/lathe-1", cnc_tags())]);
-    let b = link.until(3, "a batch", |_| true).await;
+    let b = link.until(5, "a batch", |_| true).await;
     assert!(
         !b.reachable
             && b.samples
@@ -775,5 +794,81 @@ async fn certificate_login_with_a_user_certificate_the_server_knows() {
         .until(10, "values after a certificate login", |b| b.reachable)
         .await;
     assert_eq!(number(&b, "parts"), Some(23.0));
+    link.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_certificate_naming_another_host_needs_relaxed_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = node_opcua_server_with(port, &dir.path().join("server"), false);
+    let url = format!("opc.tcp://127.0.0.1:{port}/UA/ShuzhuanPeer");
+    let agent_pki = dir.path().join("agent");
+    let mut cfg = link_cfg(&url, &agent_pki);
+    cfg.security_policy = SecurityPolicyName::Basic256Sha256;
+    cfg.security_mode = SecurityModeName::Sign;
+    let mut link = start_link(
+        cfg.clone(),
+        vec![device("mill-1", "Machines/mill-1", cnc_tags())],
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pki::rejected_certificates(&agent_pki).unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "node-opcua certificate never landed in rejected/"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let name = pki::rejected_certificates(&agent_pki).unwrap()[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    pki::trust_rejected(&agent_pki, &name).unwrap();
+    // Trusted, but it names neither 127.0.0.1 nor its URI first: still refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = link.metrics();
+        if m.contains("reason=\"BadCertificateHostNameInvalid\"")
+            || m.contains("reason=\"BadCertificateUriInvalid\"")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no certificate name refusal: {m}"
+        );
+        let b = link.until(5, "a batch", |_| true).await;
+        assert!(!b.reachable, "{b:#?}");
+    }
+    link.stop().await;
+
+    cfg.verify_server_certificate = false;
+    let mut link = start_link(cfg, vec![device("mill-1", "Machines/mill-1", cnc_tags())]);
+    let b = link
+        .until(15, "good values with relaxed checks", all_good_but_missing)
+        .await;
+    assert_cnc_batch(&b);
+    link.stop().await;
+
+    // The trust list still holds: a fresh store trusts nothing.
+    let mut cfg = link_cfg(&url, &dir.path().join("agent-2"));
+    cfg.security_policy = SecurityPolicyName::Basic256Sha256;
+    cfg.security_mode = SecurityModeName::Sign;
+    cfg.verify_server_certificate = false;
+    let mut link = start_link(cfg, vec![device("mill-1", "Machines/mill-1", cnc_tags())]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pki::rejected_certificates(&dir.path().join("agent-2"))
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "an untrusted certificate was not refused"
+        );
+        let b = link.until(5, "a batch", |_| true).await;
+        assert!(!b.reachable, "{b:#?}");
+    }
     link.stop().await;
 }

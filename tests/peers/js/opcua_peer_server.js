@@ -5,10 +5,11 @@
 // registered in yet another order than the simulator's and asyncua's.
 //
 // Usage: NODE_PATH=tests/peers/node/node_modules node opcua_peer_server.js PORT PKI_DIR
-// where PKI_DIR holds cert.pem and key.pem from
+// where PKI_DIR may hold cert.pem and key.pem from
 // `opcua_make_cert.py --uri urn:shuzhuan:tests:node-opcua-server`.
 // PartsProducedInLifetime counts up every 200 ms.
 "use strict";
+const fs = require("fs");
 const path = require("path");
 const {
   OPCUAServer,
@@ -32,13 +33,20 @@ async function main() {
     automaticallyAcceptUnknownCertificate: true,
     rootFolder: path.join(pki, "pki"),
   });
-  // The server certificate comes from opcua_make_cert.py: it names
-  // 127.0.0.1 (the address tests connect to) after the application URI.
-  const applicationUri = "urn:shuzhuan:tests:node-opcua-server";
+  // With cert.pem/key.pem from opcua_make_cert.py the certificate names
+  // 127.0.0.1 (the address tests connect to) after the application URI;
+  // without them node-opcua makes its own (DNS name first, this host's name).
+  const ownCert = fs.existsSync(path.join(pki, "cert.pem"));
+  const applicationUri = ownCert ? "urn:shuzhuan:tests:node-opcua-server" : undefined;
+  const certificate = ownCert
+    ? {
+        certificateFile: path.join(pki, "cert.pem"),
+        privateKeyFile: path.join(pki, "key.pem"),
+        serverInfo: { applicationUri },
+      }
+    : {};
   const server = new OPCUAServer({
-    certificateFile: path.join(pki, "cert.pem"),
-    privateKeyFile: path.join(pki, "key.pem"),
-    serverInfo: { applicationUri },
+    ...certificate,
     port,
     host: "127.0.0.1",
     resourcePath: "/UA/ShuzhuanPeer",

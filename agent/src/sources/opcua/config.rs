@@ -147,6 +147,13 @@ pub struct OpcUaLinkConfig {
     /// certificates land here and are refused). Default: `<data_dir>/pki/opcua`.
     #[serde(default)]
     pub pki_dir: Option<PathBuf>,
+    /// Check a trusted server certificate's host names, application URI and
+    /// validity period. `false` still accepts only certificates moved to
+    /// `trusted/` (compared byte for byte) but skips those checks, for
+    /// controllers whose certificates name another host or order their
+    /// alternative names differently.
+    #[serde(default = "yes")]
+    pub verify_server_certificate: bool,
     /// Timeout of one request, also of connecting.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -200,6 +207,7 @@ impl OpcUaLinkConfig {
             allow_deprecated: false,
             identity: Identity::Anonymous,
             pki_dir: None,
+            verify_server_certificate: true,
             timeout_ms: default_timeout_ms(),
             session_timeout_ms: default_session_timeout_ms(),
             mode: AcquisitionMode::Subscribe,
@@ -275,6 +283,9 @@ fn default_poll_interval_ms() -> u64 {
 }
 fn one() -> u32 {
     1
+}
+fn yes() -> bool {
+    true
 }
 
 #[cfg(test)]

@@ -92,20 +92,30 @@ pub async fn run_link(
         .unwrap_or_else(|| PathBuf::from("pki/opcua"));
     // Without a usable configuration or client the devices still report,
     // as disconnected, until shutdown.
-    let mut client = match cfg.validate() {
+    let built = match cfg.validate() {
         Err(e) => {
-            tracing::error!(%link, error = %e, "opc ua link not started");
             metrics.error("config");
+            Err(format!("opc ua link not started: {e}"))
+        }
+        // The first start generates an RSA key: off the async workers, so
+        // the emitters keep their cadence meanwhile.
+        Ok(()) => {
+            let (c, p) = (cfg.clone(), pki_dir.clone());
+            let built = tokio::task::spawn_blocking(move || session::build_client(&c, &p))
+                .await
+                .unwrap_or_else(|e| Err(format!("panicked: {e}")));
+            if built.is_err() {
+                metrics.error("client");
+            }
+            built.map_err(|e| format!("opc ua client not created: {e}"))
+        }
+    };
+    let mut client = match built {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(%link, error = %e, "opc ua link cannot run");
             None
         }
-        Ok(()) => match session::build_client(&cfg, &pki_dir) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!(%link, error = %e, "opc ua client not created");
-                metrics.error("client");
-                None
-            }
-        },
     };
 
     let mut attempt: u32 = 0;

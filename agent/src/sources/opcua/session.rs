@@ -44,7 +44,7 @@ pub(crate) fn build_client(cfg: &OpcUaLinkConfig, pki_dir: &Path) -> Result<Clie
         .create_sample_keypair(true)
         .pki_dir(pki_dir)
         .trust_server_certs(false)
-        .verify_server_certs(true)
+        .verify_server_certs(cfg.verify_server_certificate)
         // Reconnection is the link's job (it re-resolves and re-subscribes).
         .session_retry_limit(0)
         .recreate_subscriptions(false)
