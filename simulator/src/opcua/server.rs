@@ -9,7 +9,7 @@ use super::CncSnapshot;
 use opcua::crypto::SecurityPolicy;
 use opcua::server::node_manager::memory::{simple_node_manager_imports, SimpleNodeManager};
 use opcua::server::{
-    ServerBuilder, ServerEndpoint, ServerHandle, ServerUserToken, ANONYMOUS_USER_TOKEN_ID,
+    Server, ServerBuilder, ServerEndpoint, ServerHandle, ServerUserToken, ANONYMOUS_USER_TOKEN_ID,
 };
 use opcua::types::MessageSecurityMode;
 use std::future::Future;
@@ -130,7 +130,14 @@ impl RunningServer {
             .local_addr()
             .map_err(|source| OpcUaServerError::Bind { addr, source })?;
         self.cfg.port = local.port();
-        self.instance = Some(self.launch(listener)?);
+        // The first start generates the server's RSA key: off the async
+        // workers, so the simulator's other servers keep answering.
+        let cfg = self.cfg.clone();
+        let built = tokio::task::spawn_blocking(move || builder(&cfg).build())
+            .await
+            .map_err(|e| OpcUaServerError::Config(format!("server build panicked: {e}")))?
+            .map_err(OpcUaServerError::Config)?;
+        self.instance = Some(self.launch(built, listener)?);
         tracing::info!(
             port = self.cfg.port,
             machines = self.machines.len(),
@@ -174,8 +181,11 @@ impl RunningServer {
         self.stop().await;
     }
 
-    fn launch(&self, listener: TcpListener) -> Result<Instance, OpcUaServerError> {
-        let (server, handle) = self.builder().build().map_err(OpcUaServerError::Config)?;
+    fn launch(
+        &self,
+        (server, handle): (Server, ServerHandle),
+        listener: TcpListener,
+    ) -> Result<Instance, OpcUaServerError> {
         let manager = handle
             .node_managers()
             .get_of_type::<SimpleNodeManager>()
@@ -193,7 +203,7 @@ impl RunningServer {
                 machine_nodes.push(nodes::add_machine(&mut space, ns, &folder, id));
             }
         }
-        let feeders = self
+        let mut feeders: Vec<JoinHandle<()>> = self
             .machines
             .iter()
             .zip(machine_nodes)
@@ -221,68 +231,12 @@ impl RunningServer {
                 canceller.cancel();
             }
         });
-        let mut feeders: Vec<JoinHandle<()>> = feeders;
         feeders.push(stop_watch);
         Ok(Instance {
             handle,
             server_task,
             feeders,
         })
-    }
-
-    fn builder(&self) -> ServerBuilder {
-        let mut token_ids = vec![ANONYMOUS_USER_TOKEN_ID.to_owned()];
-        let mut b = ServerBuilder::new()
-            .with_node_manager(simple_node_manager_imports(
-                vec![Box::new(CncNamespaces)],
-                "shuzhuan-cnc",
-            ))
-            .application_name("Shuzhuan CNC simulator")
-            .application_uri("urn:shuzhuan:simulator")
-            .product_uri("urn:shuzhuan:simulator")
-            .create_sample_keypair(true)
-            .pki_dir(&self.cfg.pki_dir)
-            .trust_client_certs(self.cfg.trust_client_certs)
-            .host(self.cfg.host.clone())
-            .port(self.cfg.port)
-            .discovery_urls(vec!["/".to_owned()]);
-        for (i, user) in self.cfg.users.iter().enumerate() {
-            let id = format!("user-{i}");
-            b = b.add_user_token(
-                id.clone(),
-                ServerUserToken {
-                    user: user.username.clone(),
-                    pass: user.password.clone(),
-                    x509: user.cert.as_ref().map(|p| p.display().to_string()),
-                    ..Default::default()
-                },
-            );
-            token_ids.push(id);
-        }
-        for sec in &self.cfg.security {
-            let (name, policy, mode) = match sec {
-                EndpointSecurity::None => ("none", SecurityPolicy::None, MessageSecurityMode::None),
-                EndpointSecurity::Basic256Sha256Sign => (
-                    "basic256sha256_sign",
-                    SecurityPolicy::Basic256Sha256,
-                    MessageSecurityMode::Sign,
-                ),
-                EndpointSecurity::Basic256Sha256SignAndEncrypt => (
-                    "basic256sha256_sign_encrypt",
-                    SecurityPolicy::Basic256Sha256,
-                    MessageSecurityMode::SignAndEncrypt,
-                ),
-            };
-            b = b.add_endpoint(name, ServerEndpoint::new("/", policy, mode, &token_ids));
-        }
-        if self.cfg.max_nodes_per_read > 0 {
-            b.limits_mut().operational.max_nodes_per_read = self.cfg.max_nodes_per_read;
-        }
-        if self.cfg.max_monitored_items_per_call > 0 {
-            b.limits_mut().operational.max_monitored_items_per_call =
-                self.cfg.max_monitored_items_per_call;
-        }
-        b
     }
 }
 
@@ -296,6 +250,62 @@ impl Drop for RunningServer {
             }
         }
     }
+}
+
+/// The server as configured: endpoints, users, PKI, limits, and the node
+/// manager that registers the CNC namespaces.
+fn builder(cfg: &OpcUaServerConfig) -> ServerBuilder {
+    let mut token_ids = vec![ANONYMOUS_USER_TOKEN_ID.to_owned()];
+    let mut b = ServerBuilder::new()
+        .with_node_manager(simple_node_manager_imports(
+            vec![Box::new(CncNamespaces)],
+            "shuzhuan-cnc",
+        ))
+        .application_name("Shuzhuan CNC simulator")
+        .application_uri("urn:shuzhuan:simulator")
+        .product_uri("urn:shuzhuan:simulator")
+        .create_sample_keypair(true)
+        .pki_dir(&cfg.pki_dir)
+        .trust_client_certs(cfg.trust_client_certs)
+        .host(cfg.host.clone())
+        .port(cfg.port)
+        .discovery_urls(vec!["/".to_owned()]);
+    for (i, user) in cfg.users.iter().enumerate() {
+        let id = format!("user-{i}");
+        b = b.add_user_token(
+            id.clone(),
+            ServerUserToken {
+                user: user.username.clone(),
+                pass: user.password.clone(),
+                x509: user.cert.as_ref().map(|p| p.display().to_string()),
+                ..Default::default()
+            },
+        );
+        token_ids.push(id);
+    }
+    for sec in &cfg.security {
+        let (name, policy, mode) = match sec {
+            EndpointSecurity::None => ("none", SecurityPolicy::None, MessageSecurityMode::None),
+            EndpointSecurity::Basic256Sha256Sign => (
+                "basic256sha256_sign",
+                SecurityPolicy::Basic256Sha256,
+                MessageSecurityMode::Sign,
+            ),
+            EndpointSecurity::Basic256Sha256SignAndEncrypt => (
+                "basic256sha256_sign_encrypt",
+                SecurityPolicy::Basic256Sha256,
+                MessageSecurityMode::SignAndEncrypt,
+            ),
+        };
+        b = b.add_endpoint(name, ServerEndpoint::new("/", policy, mode, &token_ids));
+    }
+    if cfg.max_nodes_per_read > 0 {
+        b.limits_mut().operational.max_nodes_per_read = cfg.max_nodes_per_read;
+    }
+    if cfg.max_monitored_items_per_call > 0 {
+        b.limits_mut().operational.max_monitored_items_per_call = cfg.max_monitored_items_per_call;
+    }
+    b
 }
 
 fn namespace(handle: &ServerHandle, uri: &'static str) -> Result<u16, OpcUaServerError> {
