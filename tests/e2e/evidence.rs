@@ -514,6 +514,10 @@ fn bench_enterprise_of_200_devices() {
     let t = Instant::now();
     let json = b.to_json();
     let serialize = t.elapsed();
+    // Kept for timing the Python checker on the same bundle.
+    if let Some(path) = std::env::var_os("SHUZHUAN_EVIDENCE_BENCH_OUT") {
+        std::fs::write(path, &json).unwrap();
+    }
     let t = Instant::now();
     let parsed = Bundle::from_json(&json).unwrap();
     let v = verify_bundle(&parsed, &log_key().verifying_key());
