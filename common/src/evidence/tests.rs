@@ -235,3 +235,38 @@ fn a_report_outside_the_window_is_refused() {
     assert_eq!(kinds(&v), vec![ProblemKind::Window]);
     assert_eq!(v.problems.len(), 2);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Flipping any bit of any entry's payload, signature or proof, or
+        /// moving its leaf index, never yields an ok bundle.
+        #[test]
+        fn any_flipped_bit_in_an_entry_is_caught(entry in any::<prop::sample::Index>(),
+                                                 what in 0u8..4, pos in any::<prop::sample::Index>(),
+                                                 bit in 0u8..8, shift in 1u64..5) {
+            let w = world(6, &Plant::default());
+            let mut b = w.bundle(6);
+            let e = &mut b.entries[entry.index(12)];
+            match what {
+                0 | 1 => {
+                    let field = if what == 0 { &mut e.report.payload } else { &mut e.report.signature };
+                    let mut raw = B64.decode(&*field).unwrap();
+                    let i = pos.index(raw.len());
+                    raw[i] ^= 1 << bit;
+                    *field = B64.encode(&raw);
+                }
+                2 => {
+                    let n = pos.index(e.inclusion_proof.len());
+                    e.inclusion_proof[n].0[usize::from(bit) * 4 % 32] ^= 1 << bit;
+                }
+                _ => e.leaf_index += shift,
+            }
+            prop_assert!(!verify(&b).ok);
+        }
+    }
+}
