@@ -5,4 +5,5 @@
 pub mod clock;
 pub mod machine;
 pub mod opcua;
+pub mod profiles;
 pub mod rng;
