@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod machine;
+pub mod modbus;
 pub mod opcua;
 pub mod profiles;
 pub mod rng;
