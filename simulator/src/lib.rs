@@ -3,6 +3,7 @@
 //! with the ground truth written down for tests to compare against.
 
 pub mod clock;
+pub mod device;
 pub mod machine;
 pub mod modbus;
 pub mod opcua;
