@@ -7,5 +7,6 @@ pub mod device;
 pub mod machine;
 pub mod modbus;
 pub mod opcua;
+pub mod plant;
 pub mod profiles;
 pub mod rng;
