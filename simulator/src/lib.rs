@@ -10,3 +10,4 @@ pub mod opcua;
 pub mod plant;
 pub mod profiles;
 pub mod rng;
+pub mod run;
