@@ -1,6 +1,74 @@
 //! The `shuzhuan-sim` binary: parses arguments and hands over to the library.
 
-fn main() {
-    eprintln!("shuzhuan-sim: not built yet");
-    std::process::exit(2);
+use anyhow::Context;
+use clap::Parser;
+use shuzhuan_simulator::clock::SimClock;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Simulated plants speaking Modbus TCP and OPC UA, with ground truth.
+#[derive(Debug, Parser)]
+#[command(name = "shuzhuan-sim")]
+struct Args {
+    /// Plant file(s) to serve.
+    #[arg(long = "config", required = true)]
+    configs: Vec<PathBuf>,
+    /// Simulated seconds per wall second (overrides the plant file's `[clock] scale`).
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// Output folder: ports.json and truth/<plant>.jsonl.
+    #[arg(long, default_value = "sim-out")]
+    out: PathBuf,
+    /// Device profiles folder.
+    #[arg(long, default_value = "config/profiles")]
+    profiles: PathBuf,
+    /// Stop after this many wall seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    run_for: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let profiles = shuzhuan_simulator::profiles::load_dir(&args.profiles)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut plants = Vec::new();
+    let mut ports = BTreeMap::new();
+    for path in &args.configs {
+        let plant = shuzhuan_simulator::plant::load(path)?;
+        let scale = args.time_scale.unwrap_or(plant.clock.scale);
+        let sim_epoch = plant
+            .clock
+            .sim_epoch_ms
+            .unwrap_or_else(shuzhuan_simulator::clock::wall_ms);
+        let clock = SimClock::starting_now(scale, sim_epoch);
+        let running =
+            shuzhuan_simulator::run::start(plant, &profiles, clock, Some(args.out.clone())).await?;
+        let id = running.model.plant.plant.id.clone();
+        ports.insert(
+            id,
+            serde_json::json!({
+                "links": running.ports,
+                "clock": { "scale": clock.scale, "sim_epoch_ms": clock.sim_epoch_ms, "real_epoch_ms": clock.real_epoch_ms },
+            }),
+        );
+        plants.push(running);
+    }
+    let ports_path = args.out.join("ports.json");
+    std::fs::write(&ports_path, serde_json::to_string_pretty(&ports)?)
+        .with_context(|| format!("cannot write {}", ports_path.display()))?;
+    tracing::info!(path = %ports_path.display(), plants = plants.len(), "serving");
+    match args.run_for {
+        Some(secs) => tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await,
+        None => tokio::signal::ctrl_c().await?,
+    }
+    drop(plants);
+    Ok(())
 }
