@@ -2,6 +2,7 @@
 //! counters integrate their power, served over real Modbus TCP/RTU and OPC UA,
 //! with the ground truth written down for tests to compare against.
 
+pub mod agentcfg;
 pub mod clock;
 pub mod device;
 pub mod machine;

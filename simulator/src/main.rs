@@ -16,7 +16,7 @@ struct Args {
     /// Simulated seconds per wall second (overrides the plant file's `[clock] scale`).
     #[arg(long)]
     time_scale: Option<f64>,
-    /// Output folder: ports.json and truth/<plant>.jsonl.
+    /// Output folder: ports.json, truth/<plant>.jsonl and agents/<plant>.toml.
     #[arg(long, default_value = "sim-out")]
     out: PathBuf,
     /// Device profiles folder.
@@ -52,6 +52,19 @@ async fn main() -> anyhow::Result<()> {
         let running =
             shuzhuan_simulator::run::start(plant, &profiles, clock, Some(args.out.clone())).await?;
         let id = running.model.plant.plant.id.clone();
+        let agents = args.out.join("agents");
+        std::fs::create_dir_all(&agents)?;
+        let data_dir = args.out.join("agent-data").join(&id);
+        let text = shuzhuan_simulator::agentcfg::agent_config(
+            &running.model.plant,
+            &running.ports,
+            &clock,
+            &data_dir.display().to_string(),
+            "127.0.0.1:0",
+        );
+        let agent_path = agents.join(format!("{id}.toml"));
+        std::fs::write(&agent_path, text)
+            .with_context(|| format!("cannot write {}", agent_path.display()))?;
         ports.insert(
             id,
             serde_json::json!({
