@@ -242,3 +242,55 @@ async fn faults_reach_the_client() {
     server.abort();
     result.unwrap();
 }
+
+/// Stalled responses arrive late, dropped connections close, refused ones never answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stall_drop_and_refuse() {
+    use shuzhuan_simulator::modbus::frame::{decode_tcp, encode_tcp};
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (link, _) = link();
+    let (addr, server) = serve_tcp(link.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let request = encode_tcp(9, 5, &[3, 0, 0, 0, 6]);
+    async fn ask(s: &mut tokio::net::TcpStream, req: &[u8]) -> std::io::Result<Vec<u8>> {
+        s.write_all(req).await?;
+        let mut buf = vec![0u8; 64];
+        let n = s.read(&mut buf).await?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (frame, _) = decode_tcp(&ask(&mut s, &request).await.unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!((frame.transaction, frame.pdu[0], frame.pdu[1]), (9, 3, 12));
+
+    link.set_faults(|f| f.stall = Some(Duration::from_millis(300)));
+    let t = Instant::now();
+    let reply = ask(&mut s, &request).await.unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(300) && !reply.is_empty(),
+        "{:?}",
+        t.elapsed()
+    );
+    link.set_faults(|f| f.stall = None);
+
+    link.drop_connections();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let closed = ask(&mut s, &request)
+        .await
+        .map(|r| r.is_empty())
+        .unwrap_or(true);
+    assert!(closed, "connection survived a drop");
+
+    link.set_faults(|f| f.refuse = true);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let closed = ask(&mut s, &request)
+        .await
+        .map(|r| r.is_empty())
+        .unwrap_or(true);
+    assert!(closed, "refused connection answered");
+    server.abort();
+}
