@@ -4,6 +4,7 @@
 
 pub mod agentcfg;
 pub mod clock;
+pub mod control;
 pub mod device;
 pub mod machine;
 pub mod modbus;

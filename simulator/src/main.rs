@@ -22,6 +22,9 @@ struct Args {
     /// Device profiles folder.
     #[arg(long, default_value = "config/profiles")]
     profiles: PathBuf,
+    /// Control port (fault injection, loopback line protocol; port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    control: std::net::SocketAddr,
     /// Stop after this many wall seconds (default: run until Ctrl-C).
     #[arg(long)]
     run_for: Option<f64>,
@@ -74,6 +77,16 @@ async fn main() -> anyhow::Result<()> {
         );
         plants.push(running);
     }
+    let links: shuzhuan_simulator::control::Links = plants
+        .iter()
+        .map(|p| (p.model.plant.plant.id.clone(), p.links.clone()))
+        .collect();
+    let (control, _control_task) =
+        shuzhuan_simulator::control::serve(std::sync::Arc::new(links), args.control)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.control))?;
+    let mut ports = serde_json::to_value(ports)?;
+    ports["control"] = serde_json::json!(control.to_string());
     let ports_path = args.out.join("ports.json");
     std::fs::write(&ports_path, serde_json::to_string_pretty(&ports)?)
         .with_context(|| format!("cannot write {}", ports_path.display()))?;
