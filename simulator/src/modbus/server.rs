@@ -185,3 +185,71 @@ async fn connection(link: Arc<Link>, mut stream: TcpStream) {
         }
     }
 }
+
+/// Serves `link` as Modbus RTU on a serial device or pty at `path` (for
+/// example one end of `socat pty,raw,echo=0,link=A pty,raw,echo=0,link=B`).
+/// The line's speed and framing are the port's (a pty ignores them); frames
+/// are found by their function code and CRC. Units not on the link get no
+/// answer, as on a real bus. Runs on its own thread until the port closes.
+pub fn serve_rtu_serial(
+    link: Arc<Link>,
+    path: &std::path::Path,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    use std::io::{Read, Write};
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let mut writer = reader.try_clone()?;
+    let shown = path.display().to_string();
+    Ok(std::thread::spawn(move || {
+        let mut rng = Rng::new(crate::clock::wall_ms() as u64);
+        let mut buf: Vec<u8> = Vec::with_capacity(512);
+        let mut chunk = [0u8; 256];
+        loop {
+            let n = match reader.read(&mut chunk) {
+                Ok(0) | Err(_) => {
+                    tracing::info!(link = %link.id, port = %shown, "serial port closed");
+                    return;
+                }
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            loop {
+                match super::frame::decode_rtu(&buf) {
+                    Ok(None) => break,
+                    // Resynchronise on noise: drop one byte and look again.
+                    Err(_) => {
+                        buf.remove(0);
+                    }
+                    Ok(Some((unit, pdu, used))) => {
+                        buf.drain(..used);
+                        if !link.devices.contains_key(&unit) {
+                            continue;
+                        }
+                        let faults = link.faults();
+                        if faults.refuse {
+                            continue;
+                        }
+                        if let Some(d) = faults.stall {
+                            std::thread::sleep(d);
+                        }
+                        let Some(resp) = link.respond(unit, &pdu) else {
+                            continue;
+                        };
+                        let out = if faults.garbage {
+                            (0..rng.range(3.0, 40.0) as usize)
+                                .map(|_| rng.next_u64() as u8)
+                                .collect()
+                        } else {
+                            super::frame::encode_rtu(unit, &resp)
+                        };
+                        if writer.write_all(&out).and_then(|_| writer.flush()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }))
+}

@@ -294,3 +294,44 @@ async fn stall_drop_and_refuse() {
     assert!(closed, "refused connection answered");
     server.abort();
 }
+
+/// Modbus RTU on a pty pair made by socat: mbpoll in RTU mode reads the meter.
+#[test]
+fn mbpoll_reads_over_rtu_on_a_pty() {
+    use shuzhuan_simulator::modbus::server::serve_rtu_serial;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("A"), dir.path().join("B"));
+    let mut socat = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", a.display()))
+        .arg(format!("pty,raw,echo=0,link={}", b.display()))
+        .spawn()
+        .expect("socat is missing (apt-get install socat)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !(a.exists() && b.exists()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (link, truth) = link();
+    let _server = serve_rtu_serial(link, &a).unwrap();
+    let out = Command::new("mbpoll")
+        .args([
+            "-m", "rtu", "-b", "9600", "-P", "none", "-1", "-0", "-o", "2", "-a", "1", "-t",
+            "3:float", "-B", "-r", "52", "-c", "1",
+        ])
+        .arg(&b)
+        .output()
+        .unwrap();
+    let _ = socat.kill();
+    let _ = socat.wait();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let v: f64 = text
+        .lines()
+        .find(|l| l.starts_with("[52]"))
+        .and_then(|l| l.split(':').nth(1)?.trim().parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no value from mbpoll: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    close(v, truth[&1].power_kw * 1000.0, "sdm630 power over rtu");
+}
