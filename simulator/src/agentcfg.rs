@@ -48,6 +48,8 @@ struct LinkSection {
     address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<String>,
     timeout_ms: u32,
 }
 
@@ -99,6 +101,15 @@ pub fn agent_config(
                     kind: "modbus_tcp",
                     address: bound,
                     endpoint: None,
+                    port: None,
+                    timeout_ms: 1000,
+                },
+                LinkKind::ModbusRtu => LinkSection {
+                    id: l.id.clone(),
+                    kind: "modbus_rtu",
+                    address: None,
+                    endpoint: None,
+                    port: l.agent_port.clone().or(bound),
                     timeout_ms: 1000,
                 },
                 LinkKind::Opcua => LinkSection {
@@ -106,6 +117,7 @@ pub fn agent_config(
                     kind: "opcua",
                     address: None,
                     endpoint: bound,
+                    port: None,
                     timeout_ms: 1000,
                 },
             }

@@ -75,6 +75,8 @@ impl Default for ClockConfig {
 #[serde(rename_all = "snake_case")]
 pub enum LinkKind {
     ModbusTcp,
+    /// Modbus RTU on the serial device or pty named by `port`.
+    ModbusRtu,
     Opcua,
 }
 
@@ -87,6 +89,12 @@ pub struct LinkConfig {
     /// Address to bind; port 0 picks a free one.
     #[serde(default = "d_listen")]
     pub listen: String,
+    /// `modbus_rtu`: the serial device or pty the simulator serves on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// `modbus_rtu`: the device the agent should open (the other end of a pty pair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_port: Option<String>,
 }
 
 fn d_listen() -> String {

@@ -226,7 +226,7 @@ pub async fn start(
             .filter(|d| d.link.as_ref() == Some(&link.id))
             .collect();
         match link.kind {
-            LinkKind::ModbusTcp => {
+            LinkKind::ModbusTcp | LinkKind::ModbusRtu => {
                 let mut devices = BTreeMap::new();
                 for d in on_link {
                     let name = d.profile.clone().unwrap_or_default();
@@ -250,6 +250,20 @@ pub async fn start(
                     );
                 }
                 let l = Link::new(link.id.clone(), devices, clock);
+                if link.kind == LinkKind::ModbusRtu {
+                    let port = link.port.clone().unwrap_or_default();
+                    crate::modbus::server::serve_rtu_serial(l.clone(), std::path::Path::new(&port))
+                        .map_err(|e| RunError::Listen {
+                            plant: pid.clone(),
+                            link: link.id.clone(),
+                            addr: port.clone(),
+                            source: e,
+                        })?;
+                    tracing::info!(plant = %pid, link = %link.id, port = %port, "modbus rtu serving");
+                    running.ports.insert(link.id.clone(), port);
+                    running.links.insert(link.id.clone(), l);
+                    continue;
+                }
                 let listen_err = |e| RunError::Listen {
                     plant: pid.clone(),
                     link: link.id.clone(),
