@@ -3,6 +3,7 @@
 //! with the ground truth written down for tests to compare against.
 
 pub mod agentcfg;
+pub mod city;
 pub mod clock;
 pub mod control;
 pub mod device;

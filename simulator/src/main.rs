@@ -11,8 +11,17 @@ use std::path::PathBuf;
 #[command(name = "shuzhuan-sim")]
 struct Args {
     /// Plant file(s) to serve.
-    #[arg(long = "config", required = true)]
+    #[arg(long = "config", required_unless_present = "plants")]
     configs: Vec<PathBuf>,
+    /// Generate a city of this many plants instead (written to OUT/plants/).
+    #[arg(long)]
+    plants: Option<usize>,
+    /// Seed of the generated city.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Reference data folder (city units, fallback lists).
+    #[arg(long, default_value = "config")]
+    config_dir: PathBuf,
     /// Simulated seconds per wall second (overrides the plant file's `[clock] scale`).
     #[arg(long)]
     time_scale: Option<f64>,
@@ -44,8 +53,36 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut plants = Vec::new();
     let mut ports = BTreeMap::new();
+    let mut all = Vec::new();
     for path in &args.configs {
-        let plant = shuzhuan_simulator::plant::load(path)?;
+        all.push(shuzhuan_simulator::plant::load(path)?);
+    }
+    if let Some(n) = args.plants {
+        let (units, fallback) = shuzhuan_simulator::city::load_units(&args.config_dir)?;
+        if fallback {
+            tracing::warn!(
+                "config/city/units.toml not found: using config/plants/city-fallback.toml"
+            );
+        }
+        // 2025-12-01 00:00 UTC (08:00 in China), a Monday.
+        let generated = shuzhuan_simulator::city::generate(
+            &units,
+            n,
+            args.seed,
+            args.time_scale.unwrap_or(1.0),
+            1_764_547_200_000,
+        );
+        let dir = args.out.join("plants");
+        std::fs::create_dir_all(&dir)?;
+        for p in &generated {
+            std::fs::write(
+                dir.join(format!("{}.toml", p.plant.id)),
+                toml::to_string(p)?,
+            )?;
+        }
+        all.extend(generated);
+    }
+    for plant in all {
         let scale = args.time_scale.unwrap_or(plant.clock.scale);
         let sim_epoch = plant
             .clock
