@@ -14,6 +14,7 @@ apt_wanted=(
   "victoria-metrics victoria-metrics"
   "chromium chromium"
   "systemd systemd-analyze"
+  "docker-compose docker-compose"
 )
 missing=()
 for pair in "${apt_wanted[@]}"; do
