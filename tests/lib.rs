@@ -18,7 +18,11 @@ pub fn python() -> PathBuf {
     let p = std::env::var_os("SHUZHUAN_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-    assert!(p.exists(), "{} is missing: run `bash tests/peers/install.sh`", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash tests/peers/install.sh`",
+        p.display()
+    );
     p
 }
 
@@ -27,7 +31,11 @@ pub fn node_modules() -> PathBuf {
     let p = std::env::var_os("SHUZHUAN_NODE_MODULES")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("tests/peers/node/node_modules"));
-    assert!(p.exists(), "{} is missing: run `bash tests/peers/install.sh`", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash tests/peers/install.sh`",
+        p.display()
+    );
     p
 }
 
@@ -43,7 +51,11 @@ pub fn artifacts() -> PathBuf {
 /// A free TCP port on 127.0.0.1 (bound then released; good enough for peers
 /// that cannot be told to bind port 0).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process killed (by PID) and reaped when dropped.
@@ -52,7 +64,10 @@ pub struct Proc(pub Child);
 
 impl Proc {
     pub fn spawn(cmd: &mut Command) -> Proc {
-        Proc(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")))
+        Proc(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+        )
     }
     pub fn pid(&self) -> u32 {
         self.0.id()

@@ -27,18 +27,28 @@ impl Default for Clock {
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn wall_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Clock {
     /// Real time.
     pub fn real() -> Clock {
-        Clock { scale: 1.0, sim_epoch_ms: 0, real_epoch_ms: 0 }
+        Clock {
+            scale: 1.0,
+            sim_epoch_ms: 0,
+            real_epoch_ms: 0,
+        }
     }
 
     /// Scaled time anchored at the given instants.
     pub fn scaled(scale: f64, sim_epoch_ms: i64, real_epoch_ms: i64) -> Clock {
-        Clock { scale, sim_epoch_ms, real_epoch_ms }
+        Clock {
+            scale,
+            sim_epoch_ms,
+            real_epoch_ms,
+        }
     }
 
     /// Agent time for a given wall time.
@@ -73,7 +83,10 @@ mod tests {
         let c = Clock::scaled(60.0, 1_700_000_000_000, 1_000);
         assert_eq!(c.at_wall(1_000), 1_700_000_000_000);
         assert_eq!(c.at_wall(2_000), 1_700_000_060_000);
-        assert_eq!(c.wall_duration(Duration::from_secs(60)), Duration::from_secs(1));
+        assert_eq!(
+            c.wall_duration(Duration::from_secs(60)),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]

@@ -48,7 +48,11 @@ impl Coordinator {
     pub fn new() -> Self {
         let (notify, _) = broadcast::channel(1);
         let (done_tx, done_rx) = mpsc::channel(1);
-        Coordinator { notify, done_tx: Some(done_tx), done_rx }
+        Coordinator {
+            notify,
+            done_tx: Some(done_tx),
+            done_rx,
+        }
     }
 
     /// A handle for one task.
@@ -56,7 +60,10 @@ impl Coordinator {
         Shutdown {
             notify: self.notify.subscribe(),
             fired: false,
-            _done: self.done_tx.clone().expect("handles are taken before shutdown"),
+            _done: self
+                .done_tx
+                .clone()
+                .expect("handles are taken before shutdown"),
         }
     }
 

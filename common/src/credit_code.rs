@@ -14,7 +14,9 @@ use std::str::FromStr;
 /// The 31 characters a credit code may use, in value order.
 const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 /// Weight of each of the first 17 positions.
-const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// Why a string is not a valid credit code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,11 +24,21 @@ pub enum CreditCodeError {
     #[error("credit code `{code}` has {len} characters, expected 18")]
     Length { code: String, len: usize },
     #[error("credit code `{code}`: character {position} `{ch}` is not allowed (digits and A-Y without I, O, S, V, Z)")]
-    Character { code: String, position: usize, ch: char },
-    #[error("credit code `{code}`: positions 3-8 must be the digits of an administrative division code")]
+    Character {
+        code: String,
+        position: usize,
+        ch: char,
+    },
+    #[error(
+        "credit code `{code}`: positions 3-8 must be the digits of an administrative division code"
+    )]
     Division { code: String },
     #[error("credit code `{code}`: check character is `{found}`, expected `{expected}`")]
-    Check { code: String, found: char, expected: char },
+    Check {
+        code: String,
+        found: char,
+        expected: char,
+    },
 }
 
 /// A validated unified social credit code.
@@ -59,7 +71,10 @@ impl CreditCode {
         let code = code.trim();
         let len = code.chars().count();
         if len != 18 {
-            return Err(CreditCodeError::Length { code: code.to_owned(), len });
+            return Err(CreditCodeError::Length {
+                code: code.to_owned(),
+                len,
+            });
         }
         for (i, ch) in code.chars().enumerate() {
             if !ch.is_ascii() || value_of(ch as u8).is_none() {
@@ -71,12 +86,18 @@ impl CreditCode {
             }
         }
         if !code.as_bytes()[2..8].iter().all(u8::is_ascii_digit) {
-            return Err(CreditCodeError::Division { code: code.to_owned() });
+            return Err(CreditCodeError::Division {
+                code: code.to_owned(),
+            });
         }
         let expected = check_character(&code[..17]).expect("alphabet checked above");
         let found = code.as_bytes()[17] as char;
         if found != expected {
-            return Err(CreditCodeError::Check { code: code.to_owned(), found, expected });
+            return Err(CreditCodeError::Check {
+                code: code.to_owned(),
+                found,
+                expected,
+            });
         }
         Ok(Self(code.to_owned()))
     }
@@ -132,7 +153,11 @@ mod tests {
     use proptest::prelude::*;
 
     // Published examples of real codes (business licences shown on public sites).
-    const VALID: &[&str] = &["91350100M000100Y43", "91110000600037341L", "914403001922038216"];
+    const VALID: &[&str] = &[
+        "91350100M000100Y43",
+        "91110000600037341L",
+        "914403001922038216",
+    ];
 
     #[test]
     fn published_codes_are_valid() {
@@ -143,22 +168,41 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        assert!(matches!(CreditCode::parse("9135"), Err(CreditCodeError::Length { len: 4, .. })));
+        assert!(matches!(
+            CreditCode::parse("9135"),
+            Err(CreditCodeError::Length { len: 4, .. })
+        ));
         assert!(matches!(
             CreditCode::parse("91350100M000100I43"),
-            Err(CreditCodeError::Character { position: 16, ch: 'I', .. })
+            Err(CreditCodeError::Character {
+                position: 16,
+                ch: 'I',
+                ..
+            })
         ));
         assert!(matches!(
             CreditCode::parse("91350100M000100Y44"),
-            Err(CreditCodeError::Check { found: '4', expected: '3', .. })
+            Err(CreditCodeError::Check {
+                found: '4',
+                expected: '3',
+                ..
+            })
         ));
-        let msg = CreditCode::parse("91350100M000100Y44").unwrap_err().to_string();
-        assert!(msg.contains("91350100M000100Y44") && msg.contains("check character"), "{msg}");
+        let msg = CreditCode::parse("91350100M000100Y44")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("91350100M000100Y44") && msg.contains("check character"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn from_body_appends_the_check_character() {
-        assert_eq!(CreditCode::from_body("91350100M000100Y4").unwrap().as_str(), "91350100M000100Y43");
+        assert_eq!(
+            CreditCode::from_body("91350100M000100Y4").unwrap().as_str(),
+            "91350100M000100Y43"
+        );
     }
 
     proptest! {

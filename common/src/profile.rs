@@ -270,7 +270,13 @@ fn to_be_bytes(regs: &[u16], order: WordOrder) -> Vec<u8> {
     let swap_bytes = matches!(order, WordOrder::BADC | WordOrder::DCBA);
     words
         .iter()
-        .flat_map(|w| if swap_bytes { w.to_le_bytes() } else { w.to_be_bytes() })
+        .flat_map(|w| {
+            if swap_bytes {
+                w.to_le_bytes()
+            } else {
+                w.to_be_bytes()
+            }
+        })
         .collect()
 }
 
@@ -303,7 +309,10 @@ pub fn decode_registers(
 ) -> Result<RawValue, DecodeError> {
     let want = usize::from(data_type.width(regs.len() as u16));
     if data_type != DataType::String && regs.len() != want {
-        return Err(DecodeError::Length { want, got: regs.len() });
+        return Err(DecodeError::Length {
+            want,
+            got: regs.len(),
+        });
     }
     if regs.is_empty() {
         return Err(DecodeError::Length { want: 1, got: 0 });
@@ -323,14 +332,24 @@ pub fn decode_registers(
         DataType::U32 => RawValue::Int(i128::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
         DataType::I32 => RawValue::Int(i128::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
         DataType::F32 => RawValue::Float(f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
-        DataType::U64 => RawValue::Int(i128::from(u64::from_be_bytes(b[..8].try_into().expect("8 bytes")))),
-        DataType::I64 => RawValue::Int(i128::from(i64::from_be_bytes(b[..8].try_into().expect("8 bytes")))),
+        DataType::U64 => RawValue::Int(i128::from(u64::from_be_bytes(
+            b[..8].try_into().expect("8 bytes"),
+        ))),
+        DataType::I64 => RawValue::Int(i128::from(i64::from_be_bytes(
+            b[..8].try_into().expect("8 bytes"),
+        ))),
         DataType::F64 => RawValue::Float(f64::from_be_bytes(b[..8].try_into().expect("8 bytes"))),
         DataType::String => {
             let text: String = b
                 .iter()
                 .take_while(|&&c| c != 0)
-                .map(|&c| if c.is_ascii() && !c.is_ascii_control() { c as char } else { '\u{FFFD}' })
+                .map(|&c| {
+                    if c.is_ascii() && !c.is_ascii_control() {
+                        c as char
+                    } else {
+                        '\u{FFFD}'
+                    }
+                })
                 .collect();
             RawValue::Text(text.trim_end().to_owned())
         }
@@ -341,7 +360,9 @@ pub fn decode_registers(
 /// are rounded and wrapped to the type's width, as a device's counter would be.
 pub fn encode_registers(data_type: DataType, order: WordOrder, value: f64) -> Vec<u16> {
     let bytes: Vec<u8> = match data_type {
-        DataType::Bool | DataType::Bit | DataType::U16 => (value.round() as i64 as u16).to_be_bytes().to_vec(),
+        DataType::Bool | DataType::Bit | DataType::U16 => {
+            (value.round() as i64 as u16).to_be_bytes().to_vec()
+        }
         DataType::I16 => (value.round() as i64 as i16).to_be_bytes().to_vec(),
         DataType::U32 => (value.round() as i64 as u32).to_be_bytes().to_vec(),
         DataType::I32 => (value.round() as i64 as i32).to_be_bytes().to_vec(),
@@ -375,7 +396,10 @@ mod tests {
                 RawValue::Float(f64::from(123.456f32)),
                 "{order:?}"
             );
-            assert_eq!(encode_registers(DataType::F32, order, f64::from(123.456f32)), regs.to_vec());
+            assert_eq!(
+                encode_registers(DataType::F32, order, f64::from(123.456f32)),
+                regs.to_vec()
+            );
         };
         check(WordOrder::ABCD, [0x42F6, 0xE979]);
         check(WordOrder::CDAB, [0xE979, 0x42F6]);
@@ -385,9 +409,18 @@ mod tests {
 
     #[test]
     fn signed_and_bits() {
-        assert_eq!(decode_registers(DataType::I16, WordOrder::ABCD, None, &[0xFFFE]).unwrap(), RawValue::Int(-2));
-        assert_eq!(decode_registers(DataType::Bit, WordOrder::ABCD, Some(3), &[0b1000]).unwrap(), RawValue::Bool(true));
-        assert_eq!(decode_registers(DataType::Bit, WordOrder::ABCD, Some(16), &[0]), Err(DecodeError::BitIndex(16)));
+        assert_eq!(
+            decode_registers(DataType::I16, WordOrder::ABCD, None, &[0xFFFE]).unwrap(),
+            RawValue::Int(-2)
+        );
+        assert_eq!(
+            decode_registers(DataType::Bit, WordOrder::ABCD, Some(3), &[0b1000]).unwrap(),
+            RawValue::Bool(true)
+        );
+        assert_eq!(
+            decode_registers(DataType::Bit, WordOrder::ABCD, Some(16), &[0]),
+            Err(DecodeError::BitIndex(16))
+        );
         assert_eq!(
             decode_registers(DataType::U32, WordOrder::ABCD, None, &[1]),
             Err(DecodeError::Length { want: 2, got: 1 })
@@ -397,11 +430,19 @@ mod tests {
     #[test]
     fn strings() {
         let regs = encode_string("SDM630", 4);
-        assert_eq!(decode_registers(DataType::String, WordOrder::ABCD, None, &regs).unwrap(), RawValue::Text("SDM630".into()));
+        assert_eq!(
+            decode_registers(DataType::String, WordOrder::ABCD, None, &regs).unwrap(),
+            RawValue::Text("SDM630".into())
+        );
     }
 
     fn orders() -> impl Strategy<Value = WordOrder> {
-        prop_oneof![Just(WordOrder::ABCD), Just(WordOrder::CDAB), Just(WordOrder::BADC), Just(WordOrder::DCBA)]
+        prop_oneof![
+            Just(WordOrder::ABCD),
+            Just(WordOrder::CDAB),
+            Just(WordOrder::BADC),
+            Just(WordOrder::DCBA)
+        ]
     }
 
     proptest! {

@@ -129,7 +129,10 @@ impl Report {
             return Err(ReportError::Schema(self.schema));
         }
         if self.window_end <= self.window_start {
-            return Err(ReportError::BadWindow { start: self.window_start, end: self.window_end });
+            return Err(ReportError::BadWindow {
+                start: self.window_start,
+                end: self.window_end,
+            });
         }
         let secs = (self.window_end - self.window_start) as u64;
         let mut seen = std::collections::BTreeSet::new();
@@ -155,7 +158,10 @@ impl Report {
         let sig = key.sign(&payload);
         let hash = Hash32::of(&payload);
         (
-            SignedReport { payload: B64.encode(&payload), signature: B64.encode(sig.to_bytes()) },
+            SignedReport {
+                payload: B64.encode(&payload),
+                signature: B64.encode(sig.to_bytes()),
+            },
             hash,
         )
     }
@@ -173,7 +179,9 @@ impl SignedReport {
     /// Decodes the payload without checking the signature: used to learn
     /// `agent_id` and so find the key to verify with.
     pub fn peek(&self) -> Result<(Report, Vec<u8>), ReportError> {
-        let payload = B64.decode(&self.payload).map_err(|_| ReportError::PayloadEncoding)?;
+        let payload = B64
+            .decode(&self.payload)
+            .map_err(|_| ReportError::PayloadEncoding)?;
         let report = parse_payload(&payload)?;
         Ok((report, payload))
     }
@@ -181,16 +189,27 @@ impl SignedReport {
     /// Verifies the signature over the payload bytes with `key`, then parses
     /// and validates the report.
     pub fn verify(&self, key: &VerifyingKey) -> Result<VerifiedReport, ReportError> {
-        let payload = B64.decode(&self.payload).map_err(|_| ReportError::PayloadEncoding)?;
-        let sig_bytes = B64.decode(&self.signature).map_err(|_| ReportError::SignatureEncoding)?;
-        let sig_arr: [u8; 64] =
-            sig_bytes.as_slice().try_into().map_err(|_| ReportError::SignatureEncoding)?;
+        let payload = B64
+            .decode(&self.payload)
+            .map_err(|_| ReportError::PayloadEncoding)?;
+        let sig_bytes = B64
+            .decode(&self.signature)
+            .map_err(|_| ReportError::SignatureEncoding)?;
+        let sig_arr: [u8; 64] = sig_bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| ReportError::SignatureEncoding)?;
         let sig = Signature::from_bytes(&sig_arr);
-        key.verify(&payload, &sig).map_err(|_| ReportError::BadSignature)?;
+        key.verify(&payload, &sig)
+            .map_err(|_| ReportError::BadSignature)?;
         let report = parse_payload(&payload)?;
         report.validate()?;
         let hash = Hash32::of(&payload);
-        Ok(VerifiedReport { report, hash, payload })
+        Ok(VerifiedReport {
+            report,
+            hash,
+            payload,
+        })
     }
 }
 
@@ -221,10 +240,17 @@ pub struct ChainHead {
 pub enum ChainError {
     #[error("report {seq} was already accepted (replay)")]
     Replay { seq: u64 },
-    #[error("report {got} arrived but {expected} was expected: reports {expected}..{got} are missing")]
+    #[error(
+        "report {got} arrived but {expected} was expected: reports {expected}..{got} are missing"
+    )]
     Gap { expected: u64, got: u64 },
     #[error("report {seq} names previous hash {got}, but report {prev} has hash {want}")]
-    PrevHashMismatch { seq: u64, prev: u64, got: Hash32, want: Hash32 },
+    PrevHashMismatch {
+        seq: u64,
+        prev: u64,
+        got: Hash32,
+        want: Hash32,
+    },
     #[error("report 1 must have the all-zero previous hash")]
     BadGenesis,
     #[error("sequence numbers start at 1, got 0")]
@@ -233,14 +259,21 @@ pub enum ChainError {
 
 /// Checks that `report` (with hash `hash`) directly follows `head` (`None`
 /// when the agent has no accepted report yet). Returns the new head.
-pub fn follow(head: Option<ChainHead>, report: &Report, hash: Hash32) -> Result<ChainHead, ChainError> {
+pub fn follow(
+    head: Option<ChainHead>,
+    report: &Report,
+    hash: Hash32,
+) -> Result<ChainHead, ChainError> {
     if report.seq == 0 {
         return Err(ChainError::ZeroSeq);
     }
     match head {
         None => {
             if report.seq != 1 {
-                return Err(ChainError::Gap { expected: 1, got: report.seq });
+                return Err(ChainError::Gap {
+                    expected: 1,
+                    got: report.seq,
+                });
             }
             if report.prev_hash != Hash32::GENESIS {
                 return Err(ChainError::BadGenesis);
@@ -251,7 +284,10 @@ pub fn follow(head: Option<ChainHead>, report: &Report, hash: Hash32) -> Result<
                 return Err(ChainError::Replay { seq: report.seq });
             }
             if report.seq != h.seq + 1 {
-                return Err(ChainError::Gap { expected: h.seq + 1, got: report.seq });
+                return Err(ChainError::Gap {
+                    expected: h.seq + 1,
+                    got: report.seq,
+                });
             }
             if report.prev_hash != h.hash {
                 return Err(ChainError::PrevHashMismatch {
@@ -263,7 +299,10 @@ pub fn follow(head: Option<ChainHead>, report: &Report, hash: Hash32) -> Result<
             }
         }
     }
-    Ok(ChainHead { seq: report.seq, hash })
+    Ok(ChainHead {
+        seq: report.seq,
+        hash,
+    })
 }
 
 /// Verifies a whole chain of already signature-checked reports, in order,

@@ -89,11 +89,25 @@ pub enum SummaryError {
     #[error("device `{device}`: state seconds add up to {got}, the window is {want} s")]
     StateSecondsMismatch { device: String, got: u64, want: u64 },
     #[error("device `{device}`: {received} samples received but only {expected} expected")]
-    TooManySamples { device: String, received: u32, expected: u32 },
+    TooManySamples {
+        device: String,
+        received: u32,
+        expected: u32,
+    },
     #[error("device `{device}`: nc_seconds {nc} exceeds productive seconds {productive}")]
-    NcExceedsProductive { device: String, nc: u32, productive: u32 },
-    #[error("device `{device}` meter `{meter}`: energy quantity {value} is negative or not finite")]
-    BadEnergy { device: String, meter: String, value: f64 },
+    NcExceedsProductive {
+        device: String,
+        nc: u32,
+        productive: u32,
+    },
+    #[error(
+        "device `{device}` meter `{meter}`: energy quantity {value} is negative or not finite"
+    )]
+    BadEnergy {
+        device: String,
+        meter: String,
+        value: f64,
+    },
 }
 
 impl WindowSummary {

@@ -22,7 +22,11 @@ impl fmt::Display for Located {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
         }
     }
 }
@@ -51,9 +55,19 @@ impl FloorBoundary for str {
 }
 
 /// Locates a byte span in `text` for a message about `file`.
-pub fn locate(file: &str, text: &str, span: Option<std::ops::Range<usize>>, message: impl Into<String>) -> Located {
+pub fn locate(
+    file: &str,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+    message: impl Into<String>,
+) -> Located {
     let (line, column) = span.map_or((0, 0), |s| line_col(text, s.start));
-    Located { file: file.to_owned(), line, column, message: message.into() }
+    Located {
+        file: file.to_owned(),
+        line,
+        column,
+        message: message.into(),
+    }
 }
 
 /// Parses `text` as TOML into `T`, mapping a failure to a located error.
@@ -61,7 +75,12 @@ pub fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T
     toml::from_str::<T>(text).map_err(|e| {
         // toml's message repeats the source excerpt over several lines; keep
         // only its first line, the position is given separately.
-        let msg = e.message().lines().next().unwrap_or("invalid TOML").to_owned();
+        let msg = e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_owned();
         locate(file, text, e.span(), msg)
     })
 }
@@ -107,7 +126,11 @@ mod tests {
         let text = "name = \"a\"\n  prot = 5\n";
         let err = parse::<Cfg>("a.toml", text).unwrap_err();
         assert_eq!((err.line, err.column), (2, 3), "{err}");
-        assert!(err.to_string().starts_with("a.toml:2:3: unknown field `prot`"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("a.toml:2:3: unknown field `prot`"),
+            "{err}"
+        );
     }
 
     #[test]

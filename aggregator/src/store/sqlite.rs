@@ -193,10 +193,13 @@ fn read_agent(conn: &Connection, row: &rusqlite::Row<'_>) -> Result<AgentRecord,
 /// Daily sums of one batch, added to the stored daily rows once per
 /// (device, day) instead of once per window: a batch of many windows of the
 /// same devices touches each daily row once.
+/// (enterprise, device, day, meter, carrier) of a daily energy row.
+type EnergyKey = (String, String, i64, String, String);
+
 #[derive(Default)]
 pub(crate) struct DayAcc {
     days: HashMap<(String, String, i64), [i64; 12]>,
-    energy: HashMap<(String, String, i64, String, String), (f64, f64)>,
+    energy: HashMap<EnergyKey, (f64, f64)>,
 }
 
 impl DayAcc {

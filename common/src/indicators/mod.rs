@@ -9,8 +9,12 @@
 //! Thresholds and coefficients are parameters that come from `config/`
 //! through [`crate::reference`], never literals here.
 
+pub mod bands;
+pub mod energy;
+pub mod green;
 pub mod rates;
 pub mod rollup;
+pub mod targets;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

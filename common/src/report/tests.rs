@@ -44,7 +44,10 @@ fn report(seq: u64, prev: Hash32) -> Report {
         window_end: start + 900,
         created_at: start + 905,
         inventory: None,
-        summaries: vec![summary("cnc-1", 600 + seq as u32 % 100, 900), summary("press-2", 10, 900)],
+        summaries: vec![
+            summary("cnc-1", 600 + seq as u32 % 100, 900),
+            summary("press-2", 10, 900),
+        ],
     }
 }
 
@@ -91,7 +94,10 @@ fn canonical_encoding_is_stable() {
 #[test]
 fn another_key_is_a_forgery() {
     let (signed, _) = report(1, Hash32::GENESIS).sign(&key(8));
-    assert_eq!(signed.verify(&key(7).verifying_key()), Err(ReportError::BadSignature));
+    assert_eq!(
+        signed.verify(&key(7).verifying_key()),
+        Err(ReportError::BadSignature)
+    );
 }
 
 #[test]
@@ -99,7 +105,10 @@ fn newer_schema_is_named() {
     let mut r = report(1, Hash32::GENESIS);
     r.schema = 2;
     let (signed, _) = r.sign(&key(7));
-    assert_eq!(signed.verify(&key(7).verifying_key()), Err(ReportError::Schema(2)));
+    assert_eq!(
+        signed.verify(&key(7).verifying_key()),
+        Err(ReportError::Schema(2))
+    );
 }
 
 #[test]
@@ -107,7 +116,10 @@ fn inconsistent_summary_is_refused() {
     let mut r = report(1, Hash32::GENESIS);
     r.summaries[0].state_seconds.add(DeviceState::Standby, 1);
     let (signed, _) = r.sign(&key(7));
-    let err = signed.verify(&key(7).verifying_key()).unwrap_err().to_string();
+    let err = signed
+        .verify(&key(7).verifying_key())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cnc-1") && err.contains("901"), "{err}");
 }
 
@@ -119,10 +131,22 @@ fn chain_errors_say_what_happened() {
     let h1 = follow(None, &v[0].report, v[0].hash).unwrap();
     assert_eq!(
         follow(Some(h1), &v[2].report, v[2].hash),
-        Err(ChainError::Gap { expected: 2, got: 3 })
+        Err(ChainError::Gap {
+            expected: 2,
+            got: 3
+        })
     );
-    assert_eq!(follow(Some(h1), &v[0].report, v[0].hash), Err(ChainError::Replay { seq: 1 }));
-    assert_eq!(follow(None, &v[1].report, v[1].hash), Err(ChainError::Gap { expected: 1, got: 2 }));
+    assert_eq!(
+        follow(Some(h1), &v[0].report, v[0].hash),
+        Err(ChainError::Replay { seq: 1 })
+    );
+    assert_eq!(
+        follow(None, &v[1].report, v[1].hash),
+        Err(ChainError::Gap {
+            expected: 1,
+            got: 2
+        })
+    );
 }
 
 proptest! {
