@@ -25,7 +25,7 @@ struct Args {
     /// Simulated seconds per wall second (overrides the plant file's `[clock] scale`).
     #[arg(long)]
     time_scale: Option<f64>,
-    /// Output folder: ports.json, truth/<plant>.jsonl and agents/<plant>.toml.
+    /// Output folder: ports.json, `truth/<plant>.jsonl` and `agents/<plant>.toml`.
     #[arg(long, default_value = "sim-out")]
     out: PathBuf,
     /// Device profiles folder.
