@@ -23,6 +23,10 @@
 //! [rollup]
 //! interval_secs = 60
 //! enrol_token_ttl_secs = 604800
+//!
+//! [evidence]
+//! log_key_file = "evidence-log.key"  # default: beside the database; created (0600) when missing
+//! origin = "shuzhuan/evidence"        # the origin line of signed checkpoints
 //! ```
 
 use serde::Deserialize;
@@ -42,6 +46,15 @@ struct Raw {
     city: RawCity,
     #[serde(default)]
     rollup: RawRollup,
+    #[serde(default)]
+    evidence: RawEvidence,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEvidence {
+    log_key_file: Option<String>,
+    origin: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -112,6 +125,10 @@ pub struct Config {
     pub reference_dir: PathBuf,
     pub rollup_interval_secs: u64,
     pub enrol_token_ttl_secs: i64,
+    /// The evidence log's signing key (base64 Ed25519 seed).
+    pub log_key_file: PathBuf,
+    /// The origin line of the evidence log's checkpoints.
+    pub log_origin: String,
 }
 
 /// Every problem found in a config file.
@@ -227,12 +244,28 @@ impl Config {
         if raw.store.path.trim().is_empty() {
             err("store", "path", "store path is empty".to_owned());
         }
+        let log_origin = raw
+            .evidence
+            .origin
+            .unwrap_or_else(|| "shuzhuan/evidence".to_owned());
+        if log_origin.trim().is_empty() || log_origin.contains('\n') {
+            err(
+                "evidence",
+                "origin",
+                "origin must be one non-empty line".to_owned(),
+            );
+        }
+        let store_path = base.join(&raw.store.path);
+        let log_key_file = match raw.evidence.log_key_file {
+            Some(p) => base.join(p),
+            None => store_path.with_file_name("evidence-log.key"),
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok(Config {
             listen,
-            store_path: base.join(raw.store.path),
+            store_path,
             fine_retention_days,
             ingest: IngestLimits {
                 max_batch,
@@ -248,6 +281,8 @@ impl Config {
             ),
             rollup_interval_secs,
             enrol_token_ttl_secs,
+            log_key_file,
+            log_origin,
         })
     }
 }
@@ -267,6 +302,8 @@ mod tests {
         assert_eq!(c.store_path, Path::new("/etc/sz/x.sqlite"));
         assert_eq!(c.ingest.max_batch, 256);
         assert_eq!(c.utc_offset_secs, 28_800);
+        assert_eq!(c.log_key_file, Path::new("/etc/sz/evidence-log.key"));
+        assert_eq!(c.log_origin, "shuzhuan/evidence");
     }
 
     #[test]

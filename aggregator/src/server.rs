@@ -5,11 +5,13 @@
 //! TLS is not terminated here in this build: run behind a reverse proxy
 //! (nginx, Caddy) that terminates TLS, and keep `listen` on loopback.
 
+use crate::api::evidence::EvidenceService;
 use crate::api::{self, AppState, Clock};
 use crate::config::Config;
+use crate::evidence::{load_or_create_log_key, EvidenceLog};
 use crate::metrics::Metrics;
 use crate::rollup::{self, Reference};
-use crate::store::{AcceptHook, NoHook, Period, SqliteStore, Store};
+use crate::store::{AcceptHook, Period, SqliteStore, Store};
 use std::sync::Arc;
 
 /// Builds the application state over an opened store.
@@ -28,7 +30,26 @@ pub fn state(
         metrics: Metrics::new(),
         clock,
         reference: Arc::new(Reference::default()),
+        evidence: None,
     }
+}
+
+/// Opens the evidence log of `config` over `store` (creating its key file
+/// when missing) and logs every stored report not in it yet.
+pub fn open_evidence(
+    config: &Config,
+    store: &Arc<SqliteStore>,
+) -> Result<Arc<EvidenceService>, crate::evidence::EvidenceError> {
+    let key = load_or_create_log_key(&config.log_key_file)?;
+    let log = EvidenceLog::open(store, config.log_origin.clone(), key)?;
+    let added = log.backfill(store)?;
+    if added > 0 {
+        tracing::info!(leaves = added, "evidence log backfilled");
+    }
+    Ok(Arc::new(EvidenceService {
+        store: store.clone(),
+        log: Arc::new(log),
+    }))
 }
 
 /// One pass of background work; returns the (enterprise, period) pairs redone.
@@ -88,6 +109,8 @@ pub fn rollup_tick(state: &AppState, retention_days: i64) -> Result<u64, crate::
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("evidence log: {0}")]
+    Evidence(#[from] crate::evidence::EvidenceError),
     #[error("listen address {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -99,8 +122,12 @@ pub enum ServeError {
 
 /// Serves until a shutdown signal.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path)?);
-    let st = state(&config, store, Arc::new(NoHook), api::system_clock());
+    let sqlite = Arc::new(SqliteStore::open(&config.store_path)?);
+    let ev = open_evidence(&config, &sqlite)?;
+    tracing::info!(key = %config.log_key_file.display(), public_key = %ev.log.public_key_b64(), "evidence log open");
+    let hook: Arc<dyn AcceptHook> = ev.log.clone();
+    let mut st = state(&config, sqlite, hook, api::system_clock());
+    st.evidence = Some(ev);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {

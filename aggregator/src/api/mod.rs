@@ -7,6 +7,7 @@
 //! and run on tokio's blocking pool.
 
 pub mod auth;
+pub mod evidence;
 pub mod openapi;
 mod routes;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     /// Reference data the indicator pages need (targets, assessment items,
     /// factor sets), loaded at start.
     pub reference: Arc<crate::rollup::Reference>,
+    /// The evidence log served under `/api/v1/evidence/`; `None` without one.
+    pub evidence: Option<Arc<evidence::EvidenceService>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -109,7 +112,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::new(500, "internal", format!("worker failed: {e}")))?
 }
 
-/// The whole HTTP surface.
+/// The whole JSON API and `/metrics`, state applied. The dashboard's
+/// routes (`aggregator/src/web/`) merge into this with `Router::merge`.
 pub fn router(state: AppState) -> axum::Router {
     routes::router(state)
 }

@@ -41,6 +41,18 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/api/v1/assessment", get(assessment))
         .route("/api/v1/assessment/{county}/{item}", put(record_score))
         .route("/api/v1/exports/{file}", get(export))
+        .route(
+            "/api/v1/evidence/checkpoint",
+            get(super::evidence::checkpoint),
+        )
+        .route(
+            "/api/v1/evidence/inclusion",
+            get(super::evidence::inclusion),
+        )
+        .route(
+            "/api/v1/evidence/consistency",
+            get(super::evidence::consistency),
+        )
         // Bodies are read and limited by the handlers so an oversized body
         // gets the contract's JSON 413, not a bare one.
         .layer(DefaultBodyLimit::disable())

@@ -107,6 +107,16 @@ impl Harness {
         }
     }
 
+    /// Installs the evidence log (key file in the temporary folder) as the
+    /// ingest hook and serves it under `/api/v1/evidence/`.
+    pub fn with_evidence(mut self) -> Harness {
+        let cfg = config(self._dir.path());
+        let ev = shuzhuan_aggregator::server::open_evidence(&cfg, &self.store).unwrap();
+        self.state.hook = ev.log.clone();
+        self.state.evidence = Some(ev);
+        self
+    }
+
     pub fn token(&self, role: Role, scope: Option<&str>) -> String {
         auth::create_api_token(
             &*self.store,

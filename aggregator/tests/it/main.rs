@@ -3,5 +3,6 @@
 mod api;
 mod cli;
 mod crash;
+mod evidence_api;
 mod harness;
 mod rollup;
