@@ -29,11 +29,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python peers in a project-local venv.
-py_wanted=(pymodbus==3.16.1 pyserial==3.5 asyncua==2.1.0)
+py_wanted=(pymodbus==3.16.1 pyserial==3.5 asyncua==2.1.0 openpyxl==3.1.5)
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import pymodbus, serial, asyncua, cryptography' 2>/dev/null \
+if ! .venv/bin/python -c 'import pymodbus, serial, asyncua, cryptography, openpyxl' 2>/dev/null \
    || [ "$(.venv/bin/python -c 'import pymodbus; print(pymodbus.__version__)')" != "3.16.1" ]; then
   echo "install: pip ${py_wanted[*]}"
   .venv/bin/pip install -q --disable-pip-version-check "${py_wanted[@]}"
