@@ -18,3 +18,4 @@ pub mod registry;
 pub mod rollup;
 pub mod server;
 pub mod store;
+pub mod web;

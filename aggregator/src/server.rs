@@ -150,7 +150,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             }
         }
     });
-    axum::serve(listener, api::router(st))
+    let app = api::router(st.clone()).merge(crate::web::router(st, &config.reference_dir));
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     ticker.abort();
