@@ -272,7 +272,7 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigEr
             cx.err(None, "missing section [agent] (id, enterprise, data_dir)");
             None
         }
-        Some(v) => cx.de::<RawAgent>(v, "[agent]").and_then(|a| {
+        Some(v) => cx.de::<RawAgent>(v, "[agent]").map(|a| {
             let t = v.get_ref().as_table().expect("a table deserialized");
             if a.id.trim().is_empty() {
                 cx.err(span_of(t, "id"), "[agent] id must not be empty");
@@ -296,7 +296,7 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigEr
                     None
                 }
             };
-            Some((a, enterprise, t.clone()))
+            (a, enterprise, t.clone())
         }),
     };
 
