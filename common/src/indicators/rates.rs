@@ -4,7 +4,7 @@
 //! each on the declared basis (inventory flags) and the measured basis
 //! (what the agents actually delivered over an assessment window).
 
-use super::{Insufficient, Period, Rate};
+use super::{order_free_sum, Insufficient, Period, Rate};
 use crate::inventory::{Device, IndustryType, Inventory};
 use crate::report::Report;
 use crate::state::DeviceState;
@@ -226,7 +226,9 @@ fn rates_from(
     process_nc: &dyn Fn(&crate::inventory::KeyProcess) -> Option<bool>,
 ) -> EnterpriseRates {
     let (mut n, mut dig, mut net, mut net_dig) = (0u64, 0u64, 0u64, 0u64);
-    let (mut value_all, mut value_dig, mut value_missing) = (0.0f64, 0.0f64, false);
+    // Values are summed in sorted order (order_free_sum) so the ratio does
+    // not depend on the order devices are listed in, to the last bit.
+    let (mut value_all, mut value_dig, mut value_missing) = (Vec::new(), Vec::new(), false);
     for d in production(inv) {
         let f = facts(d);
         n += 1;
@@ -235,9 +237,9 @@ fn rates_from(
         net_dig += u64::from(f.networked && f.digitized);
         match d.original_value_cny {
             Some(v) if v.is_finite() && v >= 0.0 => {
-                value_all += v;
+                value_all.push(v);
                 if f.digitized {
-                    value_dig += v;
+                    value_dig.push(v);
                 }
             }
             _ => value_missing = true,
@@ -248,7 +250,9 @@ fn rates_from(
     } else if value_missing {
         Rate::insufficient(Insufficient::NoData)
     } else {
-        Rate::ratio(value_dig, value_all)
+        let (dig_sum, all_sum) = (order_free_sum(value_dig), order_free_sum(value_all));
+        // each part ≤ its whole, but the sums round separately
+        Rate::ratio(dig_sum.min(all_sum), all_sum)
     };
     let mut kp_nc = 0u64;
     for kp in &inv.key_processes {
@@ -668,5 +672,165 @@ mod tests {
             rd_design_tool_penetration(&[None]),
             Rate::insufficient(Insufficient::ZeroDenominator)
         );
+    }
+}
+
+#[cfg(test)]
+mod props {
+    //! Every rate is in [0, 1] or "insufficient data", for any inventory and
+    //! any agent data, and does not depend on the order devices are listed in.
+
+    use super::*;
+    use crate::inventory::{DeviceKind, KeyProcess};
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Dev {
+        production: bool,
+        digital: bool,
+        networked: bool,
+        nc: bool,
+        process: Option<u8>,
+        value: Option<f64>,
+        data: Option<(u64, u64, u64, u64)>,
+    }
+
+    fn dev() -> impl Strategy<Value = Dev> {
+        (
+            any::<bool>(),
+            any::<(bool, bool, bool)>(),
+            prop::option::of(0u8..4),
+            prop::option::of(0f64..2e6),
+            prop::option::of((0u64..2000, 0u64..2000, 0u64..900, 0u64..900)),
+        )
+            .prop_map(
+                |(production, (digital, networked, nc), process, value, data)| Dev {
+                    production,
+                    digital,
+                    networked,
+                    nc,
+                    process,
+                    value,
+                    data,
+                },
+            )
+    }
+
+    fn build(devs: &[Dev], processes: u8) -> (Inventory, MeasuredData) {
+        let window = Period::new(0, 86_400);
+        let mut inv = Inventory {
+            devices: Vec::new(),
+            key_processes: (0..processes)
+                .map(|p| KeyProcess {
+                    id: format!("k{p}"),
+                    name: format!("k{p}"),
+                    declared_nc: p % 2 == 0,
+                })
+                .collect(),
+        };
+        let mut data = MeasuredData {
+            window,
+            reported_seconds: 86_400,
+            devices: BTreeMap::new(),
+        };
+        for (i, d) in devs.iter().enumerate() {
+            let id = format!("d{i}");
+            inv.devices.push(Device {
+                id: id.clone(),
+                name: id.clone(),
+                kind: DeviceKind::Other,
+                production: d.production,
+                declared_digital: d.digital,
+                declared_networked: d.networked,
+                declared_nc: d.nc,
+                key_process: d.process.map(|p| format!("k{p}")),
+                original_value_cny: d.value,
+            });
+            if let Some((e, r, p, nc)) = d.data {
+                data.devices.insert(
+                    id,
+                    DeviceData {
+                        samples_expected: e,
+                        samples_received: r,
+                        productive_seconds: p,
+                        nc_seconds: nc.min(p),
+                    },
+                );
+            }
+        }
+        (inv, data)
+    }
+
+    fn ok(r: &Rate) -> bool {
+        match r {
+            Rate::Value { num, den, value } => {
+                (0.0..=1.0).contains(value) && *num <= *den && *den > 0.0
+            }
+            Rate::InsufficientData { .. } => true,
+        }
+    }
+
+    fn all_ok(r: &EnterpriseRates) -> bool {
+        [
+            r.digitization,
+            r.digitization_by_value,
+            r.networking,
+            r.networking_of_digitized,
+            r.key_process_nc,
+        ]
+        .iter()
+        .all(ok)
+    }
+
+    fn rules(quorum: Quorum) -> MeasurementRules {
+        MeasurementRules {
+            networked_min_coverage: 0.9,
+            nc_min_share: 0.5,
+            min_report_coverage: 0.5,
+            key_process_quorum: quorum,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_rate_is_a_fraction_or_insufficient(
+            devs in prop::collection::vec(dev(), 0..25),
+            processes in 0u8..4,
+            process_industry in any::<bool>(),
+            any_quorum in any::<bool>(),
+        ) {
+            let (inv, data) = build(&devs, processes);
+            let industry = if process_industry { IndustryType::Process } else { IndustryType::Discrete };
+            let quorum = if any_quorum { Quorum::Any } else { Quorum::All };
+            let d = declared_rates(&inv, industry, quorum);
+            prop_assert!(all_ok(&d), "{:?}", d);
+            let m = measured_rates(&inv, industry, &data, &rules(quorum));
+            prop_assert!(all_ok(&m.rates), "{:?}", m.rates);
+            prop_assert!(ok(&m.coverage.reports) && ok(&m.coverage.samples));
+        }
+
+        #[test]
+        fn rates_do_not_depend_on_device_order(
+            devs in prop::collection::vec(dev(), 0..25),
+            processes in 0u8..4,
+        ) {
+            let (inv, data) = build(&devs, processes);
+            let mut rev = inv.clone();
+            rev.devices.reverse();
+            rev.key_processes.reverse();
+            let r = rules(Quorum::All);
+            prop_assert_eq!(
+                declared_rates(&inv, IndustryType::Discrete, Quorum::All).digitization,
+                declared_rates(&rev, IndustryType::Discrete, Quorum::All).digitization
+            );
+            let (a, b) = (
+                measured_rates(&inv, IndustryType::Discrete, &data, &r).rates,
+                measured_rates(&rev, IndustryType::Discrete, &data, &r).rates,
+            );
+            prop_assert_eq!(a.digitization, b.digitization);
+            prop_assert_eq!(a.digitization_by_value, b.digitization_by_value);
+            prop_assert_eq!(a.networking, b.networking);
+            prop_assert_eq!(a.key_process_nc, b.key_process_nc);
+        }
     }
 }
