@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod keys;
 pub mod model;
 pub mod outputs;
 pub mod sample;
