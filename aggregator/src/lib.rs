@@ -19,3 +19,4 @@ pub mod rollup;
 pub mod server;
 pub mod store;
 pub mod web;
+pub mod xlsx;

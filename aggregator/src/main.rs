@@ -72,6 +72,26 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write a consistent copy of the store (SQLite online backup API) while
+    /// the server may keep running. Back up the evidence log key file too.
+    Backup {
+        #[arg(long)]
+        config: PathBuf,
+        /// The backup file to create (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the store with a checked backup (stop the server first).
+    Restore {
+        #[arg(long)]
+        config: PathBuf,
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace an existing store.
+        #[arg(long)]
+        force: bool,
+    },
     /// Verify an evidence bundle offline (no database) against the log's public key.
     VerifyBundle {
         file: PathBuf,
@@ -332,6 +352,47 @@ fn main() -> anyhow::Result<()> {
                 )?;
             }
             writeln!(out, "log public key: {}", log.public_key_b64())?;
+        }
+        Command::Backup { config, out: file } => {
+            let cfg = Config::load(&config)?;
+            let s = shuzhuan_aggregator::store::backup::backup(&cfg.store_path, &file)?;
+            writeln!(
+                out,
+                "{}: schema {}, {} reports, {} evidence leaves, {} bytes",
+                file.display(),
+                s.schema_version,
+                s.reports,
+                s.evidence_leaves,
+                s.bytes
+            )?;
+            if !cfg.log_key_file.exists() {
+                eprintln!(
+                    "note: no evidence log key at {}",
+                    cfg.log_key_file.display()
+                );
+            } else {
+                eprintln!(
+                    "note: keep a copy of the evidence log key {} with the backup (it is not inside it)",
+                    cfg.log_key_file.display()
+                );
+            }
+        }
+        Command::Restore {
+            config,
+            from,
+            force,
+        } => {
+            let cfg = Config::load(&config)?;
+            let s = shuzhuan_aggregator::store::backup::restore(&from, &cfg.store_path, force)?;
+            writeln!(
+                out,
+                "{} restored from {}: schema {}, {} reports, {} evidence leaves",
+                cfg.store_path.display(),
+                from.display(),
+                s.schema_version,
+                s.reports,
+                s.evidence_leaves
+            )?;
         }
         Command::VerifyBundle { file, log_key } => {
             let verdict = shuzhuan_aggregator::evidence::verify_bundle_file(&file, &log_key)?;

@@ -1,6 +1,7 @@
-//! Registry import and export: enterprises and recognitions as CSV (import
-//! and export) and any table as XLSX (export only; reading XLSX would need
-//! a spreadsheet parser this build does not carry, so people save as CSV).
+//! Registry import and export: enterprises and recognitions as CSV or XLSX
+//! (import and export; an import that starts like a ZIP file is read as an
+//! XLSX workbook's first sheet, see [`crate::xlsx`]) and any table as CSV
+//! or XLSX export.
 //!
 //! Import validates every row and reports every bad row with its line number
 //! and reason; the caller stores nothing from a file with errors unless it
@@ -63,6 +64,33 @@ pub enum RegistryError {
     Csv(#[from] csv::Error),
     #[error("xlsx: {0}")]
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    #[error(transparent)]
+    XlsxRead(#[from] crate::xlsx::XlsxError),
+}
+
+/// CSV bytes of an import and, for XLSX, the sheet row of each CSV line.
+type ImportText<'a> = (std::borrow::Cow<'a, [u8]>, Option<Vec<u64>>);
+
+/// The CSV text of an import: the bytes themselves, or an XLSX workbook's
+/// first sheet turned into CSV, with the sheet row of each CSV line.
+fn import_bytes(data: &[u8]) -> Result<ImportText<'_>, RegistryError> {
+    if crate::xlsx::looks_like_xlsx(data) {
+        let (csv, rows) = crate::xlsx::first_sheet_as_csv(data)?;
+        Ok((csv.into(), Some(rows)))
+    } else {
+        Ok((data.into(), None))
+    }
+}
+
+/// The row number people see: the CSV line, or the XLSX sheet row.
+fn shown_line(rows: &Option<Vec<u64>>, line: u64) -> u64 {
+    match rows {
+        Some(r) => r
+            .get(line.saturating_sub(1) as usize)
+            .copied()
+            .unwrap_or(line),
+        None => line,
+    }
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -122,13 +150,14 @@ fn check_header(rdr: &mut csv::Reader<&[u8]>, expected: &[&str]) -> Result<(), R
     Ok(())
 }
 
-/// Parses an enterprise CSV, checking codes, counties, chains and values.
+/// Parses an enterprise CSV or XLSX, checking codes, counties, chains and values.
 pub fn parse_enterprises(
     data: &[u8],
     counties: &[County],
     chains: &[IndustryChain],
 ) -> Result<(Vec<Enterprise>, Vec<RowError>), RegistryError> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(data);
+    let (data, sheet_rows) = import_bytes(data)?;
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(&*data);
     check_header(&mut rdr, &ENTERPRISE_COLUMNS)?;
     let counties: BTreeSet<&str> = counties.iter().map(|c| c.id.as_str()).collect();
     let chains: HashMap<&str, &IndustryChain> = chains.iter().map(|c| (c.id.as_str(), c)).collect();
@@ -136,7 +165,7 @@ pub fn parse_enterprises(
     let mut seen = BTreeSet::new();
     for rec in rdr.records() {
         let rec = rec?;
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = shown_line(&sheet_rows, rec.position().map_or(0, |p| p.line()));
         let cell = |i: usize| rec.get(i).unwrap_or("").trim();
         let mut reasons = Vec::new();
         if rec.len() != ENTERPRISE_COLUMNS.len() {
@@ -231,17 +260,18 @@ pub fn parse_enterprises(
     Ok((ok, bad))
 }
 
-/// Parses a recognition CSV; `known` holds the credit codes that exist.
+/// Parses a recognition CSV or XLSX; `known` holds the credit codes that exist.
 pub fn parse_recognitions(
     data: &[u8],
     known: &BTreeSet<String>,
 ) -> Result<(Vec<Recognition>, Vec<RowError>), RegistryError> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(data);
+    let (data, sheet_rows) = import_bytes(data)?;
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(&*data);
     check_header(&mut rdr, &RECOGNITION_COLUMNS)?;
     let (mut ok, mut bad) = (Vec::new(), Vec::new());
     for rec in rdr.records() {
         let rec = rec?;
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = shown_line(&sheet_rows, rec.position().map_or(0, |p| p.line()));
         let cell = |i: usize| rec.get(i).unwrap_or("").trim();
         if rec.len() != RECOGNITION_COLUMNS.len() {
             bad.push(RowError {

@@ -935,3 +935,330 @@ fn debian_package_metadata_names_existing_files() {
     let postinst = read(&agent.join(scripts).join("postinst"));
     assert!(postinst.contains("systemd-sysusers") && postinst.contains("#DEBHELPER#"));
 }
+
+// ---------------------------------------------------------------------------
+// Backup and restore of the aggregator's store (issue 9).
+
+mod backup {
+    use super::{run, show, text};
+    use ed25519_dalek::SigningKey;
+    use shuzhuan_aggregator::evidence::{self, load_or_create_log_key, EvidenceLog};
+    use shuzhuan_aggregator::store::{SqliteStore, Store};
+    use shuzhuan_common::credit_code::CreditCode;
+    use shuzhuan_common::inventory::IndustryType;
+    use shuzhuan_common::merkle::SignedCheckpoint;
+    use shuzhuan_common::registry::{County, CountyKind, DeclaredRates, Enterprise, IndustryChain};
+    use shuzhuan_common::report::{verifying_key_to_b64, Hash32, Report, SCHEMA_VERSION};
+    use shuzhuan_common::state::{DeviceState, StateSeconds};
+    use shuzhuan_common::summary::{EnergyDelta, EnergyMethod, WindowSummary};
+    use std::io::{Read as _, Write as _};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    const WINDOW: i64 = 900;
+
+    /// The workspace's debug `shuzhuan-aggregator`, built (or brought up to date) by cargo.
+    fn aggregator_binary() -> PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        let debug = exe.parent().and_then(Path::parent).unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = run(Command::new(cargo)
+            .current_dir(shuzhuan_tests::repo_root())
+            .args([
+                "build",
+                "-p",
+                "shuzhuan-aggregator",
+                "--bin",
+                "shuzhuan-aggregator",
+            ]));
+        assert!(out.status.success(), "cargo build: {}", show(&out));
+        debug.join("shuzhuan-aggregator")
+    }
+
+    fn code() -> CreditCode {
+        CreditCode::from_body("91411721000000001").unwrap()
+    }
+
+    fn agent_key() -> SigningKey {
+        SigningKey::from_bytes(&[7; 32])
+    }
+
+    struct Server(Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn http(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> (u16, serde_json::Value) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let t = String::from_utf8_lossy(&resp);
+        let status = t.split(' ').nth(1).unwrap().parse().unwrap();
+        let json = t.split_once("\r\n\r\n").unwrap().1;
+        (status, serde_json::from_str(json).unwrap_or_default())
+    }
+
+    /// `n` signed reports from `seq`, one window each, ending before `now`.
+    fn batch(now: i64, seq: u64, prev: Hash32, n: u64) -> (String, Hash32) {
+        let mut prev = prev;
+        let mut out = Vec::new();
+        for s in seq..seq + n {
+            let start = (now - 2 * 86_400) / WINDOW * WINDOW + s as i64 * WINDOW;
+            let mut st = StateSeconds::default();
+            st.add(DeviceState::Productive, 600);
+            st.add(DeviceState::Standby, 300);
+            let r = Report {
+                schema: SCHEMA_VERSION,
+                agent_id: "gw-1".into(),
+                enterprise: code(),
+                seq: s,
+                prev_hash: prev,
+                window_start: start,
+                window_end: start + WINDOW,
+                created_at: start + WINDOW + 1,
+                inventory: None,
+                summaries: vec![WindowSummary {
+                    device_id: "cnc-01".into(),
+                    state_seconds: st,
+                    nc_seconds: 600,
+                    energy: vec![EnergyDelta {
+                        meter: "m-01".into(),
+                        carrier: "electricity".into(),
+                        quantity: 2.5,
+                        unit: "kWh".into(),
+                        method: EnergyMethod::Counter,
+                        exported: 0.0,
+                    }],
+                    parts: Some(10),
+                    samples_expected: 900,
+                    samples_received: 900,
+                    flags: vec![],
+                }],
+            };
+            let (signed, h) = r.sign(&agent_key());
+            prev = h;
+            out.push(signed);
+        }
+        (serde_json::json!({ "reports": out }).to_string(), prev)
+    }
+
+    fn config(dir: &Path, port: u16) -> PathBuf {
+        let cfg = dir.join("aggregator.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = \"agg.sqlite\"\n\
+                 [evidence]\nlog_key_file = \"log.key\"\norigin = \"shuzhuan.test/backup\"\n"
+            ),
+        )
+        .unwrap();
+        cfg
+    }
+
+    /// A store with one enterprise and its enrolled agent `gw-1`.
+    fn seed(path: &Path, now: i64) {
+        let s = SqliteStore::open(path).unwrap();
+        s.upsert_counties(&[County {
+            id: "xiping".into(),
+            name: "西平县".into(),
+            name_en: "Xiping".into(),
+            kind: CountyKind::County,
+            division_code: None,
+        }])
+        .unwrap();
+        s.upsert_chains(&[IndustryChain {
+            id: "equipment".into(),
+            name: "装备制造".into(),
+            name_en: "Equipment".into(),
+            cluster: None,
+            industry_type: IndustryType::Discrete,
+        }])
+        .unwrap();
+        s.import_registry(
+            &[Enterprise {
+                credit_code: code(),
+                name: "企业1".into(),
+                county: "xiping".into(),
+                chain: "equipment".into(),
+                above_scale: true,
+                industry_type: IndustryType::Discrete,
+                rd_design_tools: None,
+                declared: DeclaredRates::default(),
+            }],
+            &[],
+        )
+        .unwrap();
+        let hash = shuzhuan_aggregator::enroll::secret_hash("t-1");
+        s.create_enrol_token(&hash, &code(), now - 10, now + 3600)
+            .unwrap();
+        let pk = verifying_key_to_b64(&agent_key().verifying_key());
+        s.enroll(&hash, "gw-1", &code(), &pk, now - 5).unwrap();
+    }
+
+    #[test]
+    fn backup_while_serving_then_restore_keeps_the_evidence_log_verifiable() {
+        let bin = aggregator_binary();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let live = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let cfg = config(live.path(), port);
+        seed(&live.path().join("agg.sqlite"), now);
+        let out = run(Command::new(&bin)
+            .args(["token", "create", "--role", "admin", "--config"])
+            .arg(&cfg));
+        assert!(out.status.success(), "{}", show(&out));
+        let admin = text(&out.stdout).trim().to_owned();
+
+        let server = Server(
+            Command::new(&bin)
+                .args(["serve", "--config"])
+                .arg(&cfg)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aggregator did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut prev = Hash32::GENESIS;
+        for i in 0..3 {
+            let (body, p) = batch(now, 1 + i * 4, prev, 4);
+            prev = p;
+            let (s, v) = http(addr, "POST", "/api/v1/reports", None, body.as_bytes());
+            assert_eq!(s, 200, "{v}");
+        }
+        let (s, cp) = http(
+            addr,
+            "GET",
+            "/api/v1/evidence/checkpoint",
+            Some(&admin),
+            b"",
+        );
+        assert_eq!(s, 200, "{cp}");
+        let signed: SignedCheckpoint =
+            serde_json::from_value(cp["signed_checkpoint"].clone()).unwrap();
+        let public_key = cp["log_public_key"].as_str().unwrap().to_owned();
+        assert_eq!(signed.checkpoint.size, 12);
+
+        // The backup is taken while the server runs.
+        let backup_file = live.path().join("backup.sqlite");
+        let out = run(Command::new(&bin)
+            .args(["backup", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&backup_file));
+        assert!(out.status.success(), "{}", show(&out));
+        assert!(
+            text(&out.stdout).contains("12 reports, 12 evidence leaves"),
+            "{}",
+            show(&out)
+        );
+        // Never overwrites.
+        let again = run(Command::new(&bin)
+            .args(["backup", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&backup_file));
+        assert!(!again.status.success(), "{}", show(&again));
+        // Accepted after the backup: not in it.
+        let (body, _) = batch(now, 13, prev, 2);
+        let (s, v) = http(addr, "POST", "/api/v1/reports", None, body.as_bytes());
+        assert_eq!(s, 200, "{v}");
+        drop(server);
+
+        // A fresh machine: the config, the backup and the log key file.
+        let fresh = tempfile::tempdir().unwrap();
+        let cfg2 = config(fresh.path(), port);
+        std::fs::copy(live.path().join("log.key"), fresh.path().join("log.key")).unwrap();
+        let garbage = fresh.path().join("garbage.sqlite");
+        std::fs::write(&garbage, b"not a database at all").unwrap();
+        let bad = run(Command::new(&bin)
+            .args(["restore", "--config"])
+            .arg(&cfg2)
+            .arg("--from")
+            .arg(&garbage));
+        assert!(!bad.status.success(), "{}", show(&bad));
+        assert!(!fresh.path().join("agg.sqlite").exists());
+        let out = run(Command::new(&bin)
+            .args(["restore", "--config"])
+            .arg(&cfg2)
+            .arg("--from")
+            .arg(&backup_file));
+        assert!(out.status.success(), "{}", show(&out));
+        // A second restore over the store needs --force.
+        let refused = run(Command::new(&bin)
+            .args(["restore", "--config"])
+            .arg(&cfg2)
+            .arg("--from")
+            .arg(&backup_file));
+        assert!(!refused.status.success(), "{}", show(&refused));
+        assert!(
+            text(&refused.stderr).contains("--force"),
+            "{}",
+            show(&refused)
+        );
+
+        // The restored log has every leaf the server logged (nothing to
+        // backfill), its root matches the checkpoint signed before the
+        // backup, and an exported bundle verifies offline.
+        let store = SqliteStore::open(&fresh.path().join("agg.sqlite")).unwrap();
+        assert_eq!(store.agents().unwrap().len(), 1);
+        let key = load_or_create_log_key(&fresh.path().join("log.key")).unwrap();
+        let log = EvidenceLog::open(&store, "shuzhuan.test/backup", key).unwrap();
+        assert_eq!(log.public_key_b64(), public_key);
+        assert_eq!(log.backfill(&store).unwrap(), 0);
+        let tree = store.with_read(|c| EvidenceLog::load(c)).unwrap();
+        assert_eq!(tree.len(), 12);
+        assert_eq!(tree.root(), signed.checkpoint.root_hash);
+        let bundle = evidence::export_bundle(&store, &log, &code(), now - 3 * 86_400, now).unwrap();
+        let file = fresh.path().join("bundle.json");
+        std::fs::write(&file, bundle.to_json()).unwrap();
+        let out = run(Command::new(&bin)
+            .arg("verify-bundle")
+            .arg(&file)
+            .args(["--log-key", &public_key]));
+        assert!(out.status.success(), "{}", show(&out));
+        let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(verdict["reports_accepted"], 12, "{verdict}");
+        // The bundle does not verify against another log key.
+        let other = verifying_key_to_b64(&SigningKey::from_bytes(&[9; 32]).verifying_key());
+        let out = run(Command::new(&bin)
+            .arg("verify-bundle")
+            .arg(&file)
+            .args(["--log-key", &other]));
+        assert!(!out.status.success(), "{}", show(&out));
+    }
+}

@@ -62,6 +62,8 @@ pub struct ApiError {
     pub message: String,
     /// For chain errors: the seq the aggregator expects next.
     pub expected_seq: Option<u64>,
+    /// Extra fields merged into the body (e.g. `bad_rows` of an import).
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
@@ -71,6 +73,7 @@ impl ApiError {
             code,
             message: message.into(),
             expected_seq: None,
+            details: None,
         }
     }
     pub fn not_found(what: impl Into<String>) -> ApiError {
@@ -93,6 +96,9 @@ impl IntoResponse for ApiError {
         let mut body = serde_json::json!({ "error": self.message, "code": self.code });
         if let Some(s) = self.expected_seq {
             body["expected_seq"] = s.into();
+        }
+        for (k, v) in self.details.into_iter().flatten() {
+            body[k] = v;
         }
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {

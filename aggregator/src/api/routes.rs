@@ -387,11 +387,15 @@ fn import_answer(stored: usize, bad: Vec<RowError>, skip: bool) -> Result<Json<V
             .map(|b| b.to_string())
             .collect::<Vec<_>>()
             .join("; ");
-        return Err(ApiError::new(
+        let mut err = ApiError::new(
             422,
             "bad_rows",
             format!("{} bad rows, nothing imported (add ?skip_bad_rows=true to import the good ones): {list}", bad.len()),
-        ));
+        );
+        let mut details = serde_json::Map::new();
+        details.insert("bad_rows".into(), json!(bad));
+        err.details = Some(details);
+        return Err(err);
     }
     Ok(Json(json!({ "imported": stored, "skipped": bad })))
 }
@@ -407,7 +411,7 @@ async fn import_enterprises(
     let store = state.store.clone();
     let (n, bad) = blocking(move || {
         let (ok, bad) = registry::parse_enterprises(&body, &store.counties()?, &store.chains()?)
-            .map_err(|e| ApiError::bad_request("bad_csv", e.to_string()))?;
+            .map_err(|e| ApiError::bad_request("bad_file", e.to_string()))?;
         if bad.is_empty() || q.skip_bad_rows {
             store.import_registry(&ok, &[])?;
         }
@@ -434,7 +438,7 @@ async fn import_recognitions(
             .map(|e| e.credit_code.to_string())
             .collect();
         let (ok, bad) = registry::parse_recognitions(&body, &known)
-            .map_err(|e| ApiError::bad_request("bad_csv", e.to_string()))?;
+            .map_err(|e| ApiError::bad_request("bad_file", e.to_string()))?;
         if bad.is_empty() || q.skip_bad_rows {
             store.import_registry(&[], &ok)?;
         }

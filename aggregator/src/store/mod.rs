@@ -10,6 +10,7 @@
 //! Every method takes `now` (Unix seconds) from the caller: the store reads no
 //! clock, which keeps tests deterministic.
 
+pub mod backup;
 pub mod schema;
 pub mod sqlite;
 

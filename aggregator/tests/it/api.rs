@@ -480,3 +480,117 @@ fn signed_report_round_trips_in_a_batch() {
 }
 
 use axum::body::Body;
+
+/// An XLSX workbook with one sheet of `rows` (all text cells).
+fn workbook(rows: &[Vec<String>]) -> Vec<u8> {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            if !cell.is_empty() {
+                ws.write_string(r as u32, c as u16, cell).unwrap();
+            }
+        }
+    }
+    wb.save_to_buffer().unwrap()
+}
+
+#[tokio::test]
+async fn xlsx_import_reports_bad_rows_by_sheet_row_and_round_trips_the_export() {
+    let h = Harness::new();
+    let header: Vec<String> = shuzhuan_aggregator::registry::ENTERPRISE_COLUMNS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let row = |code: &str, name: &str, county: &str, rate: &str| -> Vec<String> {
+        [code, name, county, "equipment", "是", "", "", rate, "", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    // Row 3 is left empty, as people do in Excel.
+    let rows = vec![
+        header.clone(),
+        row(code(10).as_str(), "新厂", "xiping", "54%"),
+        vec![],
+        row("914117210000000009", "坏码", "xiping", ""),
+        row(code(11).as_str(), "无县", "atlantis", "1.7"),
+    ];
+    let xlsx = workbook(&rows);
+    let (s, v) = h
+        .call(
+            "POST",
+            "/api/v1/registry/enterprises",
+            Some(&h.admin),
+            xlsx.clone(),
+        )
+        .await;
+    assert_error(s, &v, 422, "bad_rows");
+    let bad: Vec<(u64, String)> = v["bad_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["line"].as_u64().unwrap(),
+                b["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(bad.len(), 2, "{v}");
+    assert_eq!(bad[0].0, 4, "{v}");
+    assert!(bad[0].1.contains("check character"), "{v}");
+    assert_eq!(bad[1].0, 5, "{v}");
+    assert!(
+        bad[1].1.contains("atlantis") && bad[1].1.contains("declared_digitization"),
+        "{v}"
+    );
+    assert_eq!(h.store.enterprises().unwrap().len(), 2, "nothing imported");
+
+    let (s, v) = h
+        .call(
+            "POST",
+            "/api/v1/registry/enterprises?skip_bad_rows=true",
+            Some(&h.admin),
+            xlsx,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["imported"], 1);
+    let e = h.store.enterprise(code(10).as_str()).unwrap().unwrap();
+    assert_eq!(e.declared.digitization, Some(0.54));
+
+    // The XLSX export imports back unchanged.
+    let (s, bytes) = h
+        .raw(
+            "GET",
+            "/api/v1/exports/enterprises.xlsx",
+            Some(&h.admin),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let before = h.store.enterprises().unwrap();
+    let (s, v) = h
+        .call(
+            "POST",
+            "/api/v1/registry/enterprises",
+            Some(&h.admin),
+            bytes,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["imported"], 3);
+    assert_eq!(h.store.enterprises().unwrap(), before);
+
+    // A file that is not a workbook is refused as a whole.
+    let (s, v) = h
+        .call(
+            "POST",
+            "/api/v1/registry/recognitions",
+            Some(&h.admin),
+            b"PK\x03\x04 broken".to_vec(),
+        )
+        .await;
+    assert_error(s, &v, 400, "bad_file");
+}
