@@ -293,3 +293,32 @@ fn decoding_applies_scale_offset_and_refuses_non_finite() {
         Ok(Value::Text("ABC".into()))
     );
 }
+
+proptest::proptest! {
+    /// The fuzz target's property (agent/fuzz/fuzz_targets/modbus_decode.rs)
+    /// on the stable toolchain: any registers decode to a finite number, a
+    /// bool, text or a bounded reason, never a panic.
+    #[test]
+    fn decoding_any_registers_never_panics(
+        ty in 0usize..11,
+        order in 0usize..4,
+        bit in proptest::prelude::any::<u8>(),
+        scale in -16.0f64..16.0,
+        words in proptest::collection::vec(proptest::prelude::any::<u16>(), 0..8),
+    ) {
+        let types = [DataType::Bool, DataType::Bit, DataType::U16, DataType::I16, DataType::U32,
+            DataType::I32, DataType::U64, DataType::I64, DataType::F32, DataType::F64, DataType::String];
+        let orders = [WordOrder::ABCD, WordOrder::CDAB, WordOrder::BADC, WordOrder::DCBA];
+        let mut t = tag("f", 0, types[ty]);
+        t.order = orders[order];
+        t.bit = Some(bit);
+        t.len = Some(words.len().max(1) as u16);
+        t.scale = scale;
+        let width = usize::from(t.width()).min(words.len());
+        match decode_tag(&t, &words[..width]) {
+            Ok(Value::Number(x)) => proptest::prop_assert!(x.is_finite()),
+            Ok(_) => {}
+            Err(why) => proptest::prop_assert!(["decode", "not_finite"].contains(&why)),
+        }
+    }
+}
