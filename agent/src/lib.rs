@@ -12,6 +12,7 @@ pub mod config;
 pub mod keys;
 pub mod model;
 pub mod outputs;
+pub mod run;
 pub mod sample;
 pub mod ship;
 pub mod shutdown;

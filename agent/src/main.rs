@@ -19,12 +19,29 @@ enum Command {
     /// Check an agent.toml (and the profiles it uses): prints a summary, or
     /// every error with its line and column and exits 1.
     CheckConfig(cmd::check_config::Args),
+    /// Run the agent until SIGTERM or Ctrl-C.
+    Run(cmd::run::Args),
+    /// Create the agent key if needed and enrol it with the aggregator.
+    Enroll(cmd::enroll::Args),
+    /// Test helper: append to a spool, printing each stored seq.
+    #[command(hide = true)]
+    SpoolStress(cmd::spool_stress::Args),
 }
 
 fn main() {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let code = match cli.command {
         Command::CheckConfig(args) => cmd::check_config::run(&args),
+        Command::Run(args) => cmd::run::run(&args),
+        Command::Enroll(args) => cmd::enroll::run(&args),
+        Command::SpoolStress(args) => cmd::spool_stress::run(&args),
     };
     std::process::exit(code);
 }

@@ -1,1 +1,193 @@
-//! Outputs besides the aggregator: Prometheus /metrics, the status page, the InfluxDB v2 sink.
+//! Outputs besides the aggregator: Prometheus `/metrics` and the local
+//! status page, served on `[http] listen`. Metric names are the ones in
+//! docs/dev/contracts.md ("Prometheus metric names"); deploy/ queries them.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus::{Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use shuzhuan_common::state::DeviceState;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// The agent's own metrics (sources register theirs in the same registry).
+#[derive(Debug, Clone)]
+pub struct AgentMetrics {
+    pub samples: IntCounterVec,
+    pub spool_reports: IntGauge,
+    pub spool_bytes: IntGauge,
+    pub spool_oldest_age: IntGauge,
+    pub shipped: IntCounter,
+    pub rejected: IntCounter,
+    pub dropped: IntCounterVec,
+    pub device_state: GaugeVec,
+    pub power: GaugeVec,
+    pub energy: GaugeVec,
+    pub reports_sealed: IntCounter,
+}
+
+impl AgentMetrics {
+    /// Creates and registers every metric.
+    pub fn register(reg: &Registry) -> prometheus::Result<AgentMetrics> {
+        let m = AgentMetrics {
+            samples: IntCounterVec::new(
+                Opts::new(
+                    "shuzhuan_agent_samples_total",
+                    "Poll cycles with good data received, per device",
+                ),
+                &["device"],
+            )?,
+            spool_reports: IntGauge::new(
+                "shuzhuan_agent_spool_reports",
+                "Reports in the spool not yet acknowledged",
+            )?,
+            spool_bytes: IntGauge::new("shuzhuan_agent_spool_bytes", "Spool size on disk")?,
+            spool_oldest_age: IntGauge::new(
+                "shuzhuan_agent_spool_oldest_age_seconds",
+                "Age of the oldest unacknowledged report (0 when empty)",
+            )?,
+            shipped: IntCounter::new(
+                "shuzhuan_agent_reports_shipped_total",
+                "Reports acknowledged by the aggregator (accepted or duplicate)",
+            )?,
+            rejected: IntCounter::new(
+                "shuzhuan_agent_reports_rejected_total",
+                "Reports moved to rejected/ (a 4xx other than 429)",
+            )?,
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "shuzhuan_agent_spool_dropped_total",
+                    "Reports dropped by the spool, by reason",
+                ),
+                &["reason"],
+            )?,
+            device_state: GaugeVec::new(
+                Opts::new(
+                    "shuzhuan_agent_device_state",
+                    "1 for the state a device is in, else 0",
+                ),
+                &["device", "state"],
+            )?,
+            power: GaugeVec::new(
+                Opts::new(
+                    "shuzhuan_agent_device_power_kilowatts",
+                    "Last good active power",
+                ),
+                &["device"],
+            )?,
+            energy: GaugeVec::new(
+                Opts::new(
+                    "shuzhuan_agent_window_energy",
+                    "Energy of the last sealed window, in the carrier's unit",
+                ),
+                &["device", "meter", "carrier"],
+            )?,
+            reports_sealed: IntCounter::new(
+                "shuzhuan_agent_reports_sealed_total",
+                "Reports sealed and stored in the spool",
+            )?,
+        };
+        reg.register(Box::new(m.samples.clone()))?;
+        reg.register(Box::new(m.spool_reports.clone()))?;
+        reg.register(Box::new(m.spool_bytes.clone()))?;
+        reg.register(Box::new(m.spool_oldest_age.clone()))?;
+        reg.register(Box::new(m.shipped.clone()))?;
+        reg.register(Box::new(m.rejected.clone()))?;
+        reg.register(Box::new(m.dropped.clone()))?;
+        reg.register(Box::new(m.device_state.clone()))?;
+        reg.register(Box::new(m.power.clone()))?;
+        reg.register(Box::new(m.energy.clone()))?;
+        reg.register(Box::new(m.reports_sealed.clone()))?;
+        Ok(m)
+    }
+
+    /// Sets a device's state gauges.
+    pub fn set_state(&self, device: &str, state: DeviceState) {
+        for s in DeviceState::ALL {
+            self.device_state
+                .with_label_values(&[device, s.as_str()])
+                .set(if s == state { 1.0 } else { 0.0 });
+        }
+    }
+}
+
+/// What the status page shows about one device.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceStatus {
+    pub name: String,
+    pub link: Option<String>,
+    pub state: Option<DeviceState>,
+    pub power_kw: Option<f64>,
+    pub last_ts_ms: Option<i64>,
+}
+
+/// Shared, updated by the model loop.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub agent_id: String,
+    pub devices: BTreeMap<String, DeviceStatus>,
+    pub last_report: Option<(u64, i64, i64)>,
+    pub spool_reports: u64,
+}
+
+#[derive(Clone)]
+struct AppState {
+    registry: Registry,
+    status: Arc<Mutex<Status>>,
+}
+
+/// The router: `GET /metrics` and `GET /` (status page).
+pub fn router(registry: Registry, status: Arc<Mutex<Status>>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/", get(page))
+        .with_state(AppState { registry, status })
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let mut buf = Vec::new();
+    let enc = prometheus::TextEncoder::new();
+    let _ = enc.encode(&st.registry.gather(), &mut buf);
+    ([(header::CONTENT_TYPE, enc.format_type().to_owned())], buf).into_response()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+async fn page(State(st): State<AppState>) -> Html<String> {
+    let s = st.status.lock().expect("status lock").clone();
+    let mut h = format!(
+        "<!doctype html><meta charset=utf-8><title>Shuzhuan agent {id}</title>\
+         <h1>Shuzhuan agent {id}</h1><p>Spool: {n} reports waiting. ",
+        id = esc(&s.agent_id),
+        n = s.spool_reports
+    );
+    if let Some((seq, a, b)) = s.last_report {
+        h.push_str(&format!("Last report: #{seq}, window {a}..{b}.</p>"));
+    } else {
+        h.push_str("No report sealed yet.</p>");
+    }
+    h.push_str("<table><tr><th>device</th><th>name</th><th>link</th><th>state</th><th>power kW</th><th>last data (ms)</th></tr>");
+    for (id, d) in &s.devices {
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(id),
+            esc(&d.name),
+            esc(d.link.as_deref().unwrap_or("(none)")),
+            d.state.map_or("-".to_owned(), |s| format!(
+                "{} {}",
+                s.as_str(),
+                s.label_zh()
+            )),
+            d.power_kw.map_or("-".to_owned(), |p| format!("{p:.2}")),
+            d.last_ts_ms.map_or("-".to_owned(), |t| t.to_string()),
+        ));
+    }
+    h.push_str("</table>");
+    Html(h)
+}

@@ -3,3 +3,4 @@
 mod modbus;
 mod opcua;
 mod pipeline;
+mod spool_crash;
