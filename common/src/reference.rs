@@ -18,8 +18,9 @@ pub use crate::tomlpos::Located;
 pub use city::{load_city, City, CityUnits};
 pub use energy::{load_coefficients, load_emission_factors, Coefficients, EmissionFactors};
 pub use plan::{
-    load_assessment, load_targets, Assessment, AssessmentCategory, AssessmentItem, Comparison,
-    EvidenceBasis, PlanTargets, TargetRow, TargetUnit,
+    load_assessment, load_national, load_targets, Assessment, AssessmentCategory, AssessmentItem,
+    Comparison, EvidenceBasis, NationalReference, NationalValue, PlanTargets, TargetRow,
+    TargetUnit,
 };
 pub use scoring::{
     load_bands, load_green_factory, load_measurement, Bands, GreenDimension, GreenFactory,
@@ -238,8 +239,9 @@ pub(crate) fn entry_key_span(
 }
 
 /// Every reference file under `config/`, by path relative to it.
-pub const FILES: [&str; 8] = [
+pub const FILES: [&str; 9] = [
     "plan/targets.toml",
+    "plan/national.toml",
     "plan/assessment.toml",
     "city/units.toml",
     "energy/coefficients.toml",
@@ -253,6 +255,7 @@ pub const FILES: [&str; 8] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReferenceSet {
     pub targets: PlanTargets,
+    pub national: NationalReference,
     pub assessment: Assessment,
     pub city: CityUnits,
     pub coefficients: Coefficients,
@@ -289,15 +292,29 @@ impl ReferenceSet {
             f(name, text).map_err(|e| errors.push(e)).ok()
         }
         let targets = one(&texts[0], &mut errors, load_targets);
-        let assessment = one(&texts[1], &mut errors, load_assessment);
-        let city = one(&texts[2], &mut errors, load_city);
-        let coefficients = one(&texts[3], &mut errors, load_coefficients);
-        let emission_factors = one(&texts[4], &mut errors, load_emission_factors);
-        let bands = one(&texts[5], &mut errors, load_bands);
-        let measurement = one(&texts[6], &mut errors, load_measurement);
-        let green_factory = one(&texts[7], &mut errors, load_green_factory);
+        let national = one(&texts[1], &mut errors, load_national);
+        let assessment = one(&texts[2], &mut errors, load_assessment);
+        let city = one(&texts[3], &mut errors, load_city);
+        let coefficients = one(&texts[4], &mut errors, load_coefficients);
+        let emission_factors = one(&texts[5], &mut errors, load_emission_factors);
+        let bands = one(&texts[6], &mut errors, load_bands);
+        let measurement = one(&texts[7], &mut errors, load_measurement);
+        let green_factory = one(&texts[8], &mut errors, load_green_factory);
+        if let (Some(t), Some(n)) = (&targets, &national) {
+            for v in &n.value {
+                if !t.headline.iter().any(|h| h.id == v.id) {
+                    errors.push(Located {
+                        file: texts[1].as_ref().map(|x| x.0.clone()).unwrap_or_default(),
+                        line: 0,
+                        column: 0,
+                        message: format!("`{}` is not a headline rate of the targets", v.id),
+                    });
+                }
+            }
+        }
         match (
             targets,
+            national,
             assessment,
             city,
             coefficients,
@@ -308,6 +325,7 @@ impl ReferenceSet {
         ) {
             (
                 Some(targets),
+                Some(national),
                 Some(assessment),
                 Some(city),
                 Some(coefficients),
@@ -317,6 +335,7 @@ impl ReferenceSet {
                 Some(green_factory),
             ) if errors.is_empty() => Ok(ReferenceSet {
                 targets,
+                national,
                 assessment,
                 city,
                 coefficients,

@@ -416,3 +416,61 @@ pub fn load_assessment(file: &str, text: &str) -> Result<Assessment, Located> {
     first_problem(file, text, p)?;
     Ok(a)
 }
+
+/// A national reference value for a headline rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NationalValue {
+    /// The headline row of `targets.toml` it compares with.
+    pub id: String,
+    pub zh: String,
+    pub en: String,
+    pub scope: String,
+    /// A fraction in [0, 1].
+    pub value: f64,
+}
+
+/// `config/plan/national.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NationalReference {
+    pub source: Source,
+    pub value: Vec<NationalValue>,
+}
+
+impl NationalReference {
+    pub fn get(&self, id: &str) -> Option<&NationalValue> {
+        self.value.iter().find(|v| v.id == id)
+    }
+}
+
+/// Parses and validates `config/plan/national.toml`: ids unique, values
+/// fractions in [0, 1].
+pub fn load_national(file: &str, text: &str) -> Result<NationalReference, Located> {
+    let n: NationalReference = tomlpos::parse(file, text)?;
+    let mut p = source_problems("source", &n.source);
+    let mut ids = BTreeSet::new();
+    for (i, v) in n.value.iter().enumerate() {
+        if !ids.insert(v.id.as_str()) {
+            p.push(Problem::at(
+                "value",
+                i,
+                "id",
+                format!("`{}` appears twice", v.id),
+            ));
+        }
+        if !(0.0..=1.0).contains(&v.value) {
+            p.push(Problem::at(
+                "value",
+                i,
+                "value",
+                format!(
+                    "value {} must be a fraction in [0, 1] (55.3% is 0.553)",
+                    v.value
+                ),
+            ));
+        }
+    }
+    first_problem(file, text, p)?;
+    Ok(n)
+}

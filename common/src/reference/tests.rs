@@ -12,6 +12,7 @@ use crate::registry::{CountyKind, RecognitionKind};
 
 const PLAN_TEXT: &str = include_str!("../../../config/plan/action-plan-2023-2025.zh.txt");
 const TARGETS: &str = include_str!("../../../config/plan/targets.toml");
+const NATIONAL: &str = include_str!("../../../config/plan/national.toml");
 const ASSESSMENT: &str = include_str!("../../../config/plan/assessment.toml");
 const UNITS: &str = include_str!("../../../config/city/units.toml");
 const COEFFICIENTS: &str = include_str!("../../../config/energy/coefficients.toml");
@@ -23,6 +24,7 @@ const GREEN: &str = include_str!("../../../config/scoring/green-factory.toml");
 fn text_of(path: &str) -> &'static str {
     match path {
         "plan/targets.toml" => TARGETS,
+        "plan/national.toml" => NATIONAL,
         "plan/assessment.toml" => ASSESSMENT,
         "city/units.toml" => UNITS,
         "energy/coefficients.toml" => COEFFICIENTS,
@@ -48,6 +50,7 @@ fn every_reference_file_loads() {
     let r = all();
     for s in [
         &r.targets.source,
+        &r.national.source,
         &r.assessment.source,
         &r.city.counties_source,
         &r.city.chains_source,
@@ -475,6 +478,34 @@ fn reference_set_reports_every_broken_file() {
     assert!(errs
         .iter()
         .any(|e| e.file == "config/city/units.toml" && e.line == 2));
+}
+
+#[test]
+fn national_reference_values() {
+    let r = all();
+    // MIIT 2022-02-28: key-process NC 55.3%, R&D design tools 74.7%
+    assert_eq!(r.national.get("key_process_nc").unwrap().value, 0.553);
+    assert_eq!(
+        r.national.get("rd_design_tool_penetration").unwrap().value,
+        0.747
+    );
+    let bad = NATIONAL.replace("value = 0.553", "value = 55.3");
+    let e = load_national("n.toml", &bad).unwrap_err();
+    assert_eq!(e.line, line_of(&bad, "value = 55.3", 0), "{e}");
+    // an id that is not a headline rate is refused by the set
+    let errs = ReferenceSet::load(|p| {
+        let t = if p == "plan/national.toml" {
+            NATIONAL.replace("id = \"key_process_nc\"", "id = \"nc\"")
+        } else {
+            text_of(p).to_owned()
+        };
+        Ok((p.to_owned(), t))
+    })
+    .unwrap_err();
+    assert!(
+        errs[0].message.contains("`nc` is not a headline rate"),
+        "{errs:?}"
+    );
 }
 
 #[test]
