@@ -385,6 +385,8 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigEr
     let device_values = entries(&mut cx, &doc, "devices");
     let mut devices = Vec::new();
     let mut device_tables = Vec::new();
+    let mut raw_ids: Vec<String> = Vec::new();
+    let mut units: BTreeSet<(String, u8)> = BTreeSet::new();
     for v in &device_values {
         let Some(t) = v.get_ref().as_table() else {
             continue;
@@ -392,6 +394,21 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigEr
         let Some(raw) = cx.de::<RawDevice>(&without(v, &["tags"]), "[[devices]]") else {
             continue;
         };
+        raw_ids.push(raw.id.clone());
+        if let (Some(l), Some(u)) = (&raw.link, raw.unit) {
+            let modbus = links
+                .iter()
+                .any(|x| x.id() == l && matches!(x, LinkConfig::Modbus(_)));
+            if modbus && !units.insert((l.clone(), u)) {
+                cx.err(
+                    span_of(t, "unit"),
+                    format!(
+                        "device `{}`: unit {u} on link `{l}` is already used by another device",
+                        raw.id
+                    ),
+                );
+            }
+        }
         if let Some(d) = device(
             &mut cx,
             raw,
@@ -405,12 +422,7 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigEr
             device_tables.push(t.clone());
         }
     }
-    dup_ids(
-        &mut cx,
-        &doc,
-        "devices",
-        devices.iter().map(DeviceConfig::id),
-    );
+    dup_ids(&mut cx, &doc, "devices", raw_ids.iter().map(String::as_str));
     let all_ids: BTreeSet<String> = device_values
         .iter()
         .filter_map(|v| v.get_ref().get("id").and_then(|i| i.get_ref().as_str()))
@@ -779,6 +791,7 @@ fn device<'t>(
     profiles_dir: &Option<PathBuf>,
 ) -> Option<DeviceConfig> {
     let what = format!("device `{}`", raw.id);
+    let errors_before = cx.errors.len();
     let mut ok = true;
     if raw.poll_interval_ms == 0 {
         cx.err(
@@ -965,7 +978,7 @@ fn device<'t>(
             DeviceTags::OpcUa(tags::opcua(cx, &what, profile, &tag_values))
         }
     };
-    if link.is_some() && tags.is_empty() {
+    if link.is_some() && tags.is_empty() && cx.errors.len() == errors_before {
         cx.err(
             Some(span),
             format!("{what}: on a link but has no tags; hint: set `profile` (one of config/profiles) or add [[devices.tags]]"),
@@ -1006,7 +1019,6 @@ fn cross_check(
     key_processes: &[KeyProcess],
     ids: &BTreeSet<String>,
 ) {
-    let mut units: BTreeSet<(&str, u8)> = BTreeSet::new();
     for (d, t) in devices.iter().zip(tables) {
         if let Some(kp) = &d.inventory.key_process {
             if !key_processes.iter().any(|k| &k.id == kp) {
@@ -1038,17 +1050,6 @@ fn cross_check(
                 cx.err(
                     span_of(t, "meters"),
                     format!("device `{}` lists itself as its meter", d.id()),
-                );
-            }
-        }
-        if let (Some(l), Some(u), DeviceTags::Modbus(_)) = (&d.link, d.unit, &d.tags) {
-            if !units.insert((l.as_str(), u)) {
-                cx.err(
-                    span_of(t, "unit"),
-                    format!(
-                        "device `{}`: unit {u} on link `{l}` is already used by another device",
-                        d.id()
-                    ),
                 );
             }
         }

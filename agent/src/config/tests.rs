@@ -123,7 +123,7 @@ fn tag_problems_are_named() {
     let text = example().replace(
         "name = \"hydraulic_pressure\"",
         "name = \"hydraulic_pressure\"\nbit = 3",
-    ) + "\n[[devices]]\nid = \"m2\"\nname = \"m\"\nkind = \"other\"\nproduction = false\nlink = \"plc-line\"\nunit = 1\n[[devices.tags]]\nname = \"x\"\nrole = \"custom\"\ntable = \"coil\"\naddress = 0\ntype = \"u16\"\n[[devices.tags]]\nname = \"s\"\nrole = \"custom\"\ntable = \"holding\"\naddress = 65534\ntype = \"u32\"\nforbidden = 1\n";
+    ) + "\n[[devices]]\nid = \"m2\"\nname = \"m\"\nkind = \"other\"\nproduction = false\nlink = \"plc-line\"\nunit = 1\n[[devices.tags]]\nname = \"x\"\nrole = \"custom\"\ntable = \"coil\"\naddress = 0\ntype = \"u16\"\n[[devices.tags]]\nname = \"s\"\nrole = \"custom\"\ntable = \"holding\"\naddress = 65535\ntype = \"u32\"\n[[devices.tags]]\nname = \"y\"\nrole = \"custom\"\ntable = \"holding\"\naddress = 9\ntype = \"u16\"\nforbidden = 1\n";
     let errs = load(&text).unwrap_err();
     let all = errs.to_string();
     assert!(
