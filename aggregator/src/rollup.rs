@@ -31,6 +31,9 @@ pub struct Reference {
     /// Assessment item ids bureau staff may score; empty accepts any id
     /// (config/plan/assessment.toml not loaded).
     pub assessment_items: Vec<String>,
+    /// The whole reference set of `config/` (targets, assessment, factor
+    /// sets), when it was loaded.
+    pub set: Option<std::sync::Arc<shuzhuan_common::reference::ReferenceSet>>,
 }
 
 impl Default for Reference {
@@ -38,7 +41,34 @@ impl Default for Reference {
         Reference {
             networked_min_coverage: 0.9,
             assessment_items: Vec::new(),
+            set: None,
         }
+    }
+}
+
+impl Reference {
+    /// Loads `dir` (the folder holding `plan/`, `energy/`, `city/`,
+    /// `scoring/`) through `common::reference`; every problem is returned.
+    pub fn load(
+        dir: &std::path::Path,
+    ) -> Result<Reference, Vec<shuzhuan_common::tomlpos::Located>> {
+        let set = shuzhuan_common::reference::ReferenceSet::load(|f| {
+            let path = dir.join(f);
+            let name = path.display().to_string();
+            std::fs::read_to_string(&path)
+                .map(|t| (name.clone(), t))
+                .map_err(|e| shuzhuan_common::tomlpos::Located {
+                    file: name,
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read: {e}"),
+                })
+        })?;
+        Ok(Reference {
+            assessment_items: set.assessment.item_ids(),
+            set: Some(std::sync::Arc::new(set)),
+            ..Reference::default()
+        })
     }
 }
 
@@ -397,10 +427,24 @@ pub fn indicators_json(
     Ok(Some(out))
 }
 
-/// Recognition counts per kind, cumulative up to and including `year`.
+/// Share of `year` gone at the system clock: 0 before it, 1 after it.
+fn elapsed_of(year: i32) -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let start = crate::days::days_from_civil(year, 1, 1) * 86_400;
+    let end = crate::days::days_from_civil(year + 1, 1, 1) * 86_400;
+    ((now - start) as f64 / (end - start) as f64).clamp(0.0, 1.0)
+}
+
+/// Recognition counts per kind, cumulative up to and including `year`, and
+/// (with the reference set loaded) every row of the plan's table with its
+/// target for `year`, the current value, gap and on-track status. Counts
+/// come from recognitions; the headline rates from the measured city
+/// figures (mean over above-scale enterprises; R&D tools as declared).
 pub fn targets_json(
     store: &dyn Store,
-    _reference: &Reference,
+    reference: &Reference,
     year: i32,
 ) -> Result<Value, StoreError> {
     let mut counts: BTreeMap<RecognitionKind, u64> = BTreeMap::new();
@@ -409,11 +453,63 @@ pub fn targets_json(
             *counts.entry(r.kind).or_default() += 1;
         }
     }
-    Ok(json!({
+    let mut out = json!({
         "year": year,
-        "counts": counts.into_iter().map(|(k, n)| json!({ "kind": k, "cumulative": n })).collect::<Vec<_>>(),
-        "targets_note": "targets, gaps and on-track flags need config/plan/targets.toml through common::reference, not loaded by this build",
-    }))
+        "counts": counts.iter().map(|(k, n)| json!({ "kind": k, "cumulative": n })).collect::<Vec<_>>(),
+    });
+    let Some(set) = &reference.set else {
+        out["targets_note"] =
+            "targets need config/plan/targets.toml (reference data not loaded)".into();
+        return Ok(out);
+    };
+    let facts = enterprise_facts(store, reference, Period::Year(year))?;
+    let all: Vec<&EnterpriseFacts> = facts.iter().collect();
+    let city = group_json(&all);
+    let elapsed = elapsed_of(year);
+    let y = u16::try_from(year).unwrap_or(0);
+    let mut rows = Vec::new();
+    for row in set.targets.rows() {
+        let (value, basis) = if let Some(kind) = row.recognition {
+            (
+                Some(counts.get(&kind).copied().unwrap_or(0) as f64),
+                "recognitions",
+            )
+        } else {
+            match row.id.as_str() {
+                "equipment_digitization" => (
+                    city["digitization"]["measured"]["mean"].as_f64(),
+                    "measured",
+                ),
+                "key_process_nc" => (
+                    city["key_process_nc"]["measured"]["mean"].as_f64(),
+                    "measured",
+                ),
+                "rd_design_tool_penetration" => (
+                    city["rd_design_tools"]["declared"]["mean"].as_f64(),
+                    "declared",
+                ),
+                _ => (None, "not_measured"),
+            }
+        };
+        let progress = value.and_then(|v| row.progress(y, v, elapsed));
+        rows.push(json!({
+            "id": row.id, "no": row.no, "zh": row.zh, "en": row.en, "unit": row.unit,
+            "comparison": row.comparison, "target": row.target(y), "value": value,
+            "basis": basis, "progress": progress,
+            "status": match (&progress, value) {
+                (Some(p), _) if p.met => "met",
+                (Some(p), _) if p.on_track => "on_track",
+                (Some(_), _) => "behind",
+                (None, None) => "no_data",
+                (None, Some(_)) => "no_target_this_year",
+            },
+        }));
+    }
+    out["elapsed_share_of_year"] = elapsed.into();
+    out["rows"] = rows.into();
+    out["source"] =
+        json!({ "document": set.targets.source.document, "vintage": set.targets.source.vintage });
+    Ok(out)
 }
 
 /// Recorded assessment scores per county with totals and a ranking.

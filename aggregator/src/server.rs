@@ -29,8 +29,22 @@ pub fn state(
         enrol_token_ttl_secs: config.enrol_token_ttl_secs,
         metrics: Metrics::new(),
         clock,
-        reference: Arc::new(Reference::default()),
+        reference: Arc::new(load_reference(config)),
         evidence: None,
+    }
+}
+
+/// The reference data of `config.reference_dir`; without it (missing or
+/// invalid files, each logged) the pages show counts without targets.
+pub fn load_reference(config: &Config) -> Reference {
+    match Reference::load(&config.reference_dir) {
+        Ok(r) => r,
+        Err(problems) => {
+            for p in &problems {
+                tracing::warn!(problem = %p, "reference data not loaded");
+            }
+            Reference::default()
+        }
     }
 }
 

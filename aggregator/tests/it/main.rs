@@ -6,3 +6,4 @@ mod crash;
 mod evidence_api;
 mod harness;
 mod rollup;
+mod targets;
