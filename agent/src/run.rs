@@ -114,6 +114,9 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     });
 
     let (tx, mut rx) = mpsc::channel::<SampleBatch>(4096);
+    // Held so the channel stays open when no link is configured (every
+    // device then reports as disconnected); shutdown is the only way out.
+    let _keep_open = tx.clone();
     let _sources = crate::sources::spawn_all(&cfg, clock, tx, &registry, &coord);
 
     let wake = Arc::new(Notify::new());
