@@ -129,13 +129,22 @@ fn plant() -> (Arc<Link>, BTreeMap<u8, Snapshot>) {
 
 /// An agent.toml reading the plant at `port`, through the shipped profiles.
 fn agent_config(port: u16) -> AgentConfig {
+    agent_config_with(
+        &format!("kind = \"modbus_tcp\"\naddress = \"127.0.0.1:{port}\""),
+        "",
+    )
+}
+
+/// The same devices on a link of any kind (`link` holds its kind and
+/// address keys), plus `more` devices.
+fn agent_config_with(link: &str, more: &str) -> AgentConfig {
     let dev = |id: &str, unit: u8, profile: &str, extra: &str| {
         format!(
             "[[devices]]\nid = \"{id}\"\nname = \"{id}\"\nkind = \"other\"\nproduction = true\nlink = \"plant\"\nunit = {unit}\nprofile = \"{profile}\"\npoll_interval_ms = 100\n{extra}\n"
         )
     };
     let text = format!(
-        "[agent]\nid = \"gw\"\nenterprise = \"91411700MA00000019\"\ndata_dir = \"/tmp/gw\"\nprofiles_dir = \"{}\"\n\n[[links]]\nid = \"plant\"\nkind = \"modbus_tcp\"\naddress = \"127.0.0.1:{port}\"\ntimeout_ms = 300\nbackoff_initial_ms = 100\nbackoff_max_ms = 800\n\n{}{}{}{}{}{}",
+        "[agent]\nid = \"gw\"\nenterprise = \"91411700MA00000019\"\ndata_dir = \"/tmp/gw\"\nprofiles_dir = \"{}\"\n\n[[links]]\nid = \"plant\"\n{link}\ntimeout_ms = 300\nbackoff_initial_ms = 100\nbackoff_max_ms = 800\n\n{}{}{}{}{}{}{more}",
         repo_root().join("config/profiles").display(),
         dev("sdm", 1, "eastron-sdm630", ""),
         dev("adl", 2, "acrel-adl400", ""),
@@ -448,4 +457,48 @@ async fn pymodbus_every_type_and_order_an_illegal_address_and_a_restart() {
     check(&run.round().await);
     run.coord.shutdown().await;
     drop(server);
+}
+
+/// Modbus RTU on a socat pty pair: the simulator serves one end, the agent
+/// reads the other; a unit nobody answers for times out without stalling
+/// the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulator_over_rtu_on_a_pty_with_an_absent_unit() {
+    use shuzhuan_simulator::modbus::server::serve_rtu_serial;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("A"), dir.path().join("B"));
+    let _socat = Proc::spawn(
+        Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", a.display()))
+            .arg(format!("pty,raw,echo=0,link={}", b.display())),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !(a.exists() && b.exists()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (link, truth) = plant();
+    let _server = serve_rtu_serial(link, &a).unwrap();
+    let cfg = agent_config_with(
+        &format!("kind = \"modbus_rtu\"\nport = \"{}\"\nbaud = 9600", b.display()),
+        "[[devices]]\nid = \"ghost\"\nname = \"g\"\nkind = \"other\"\nproduction = true\nlink = \"plant\"\nunit = 9\nprofile = \"generic-plc\"\npoll_interval_ms = 100\n",
+    );
+    let mut run = start(cfg);
+    run.until(10, "every present unit read over RTU", |r| {
+        r.iter().all(|(id, b)| b.reachable == (id != "ghost"))
+    })
+    .await;
+    let r = run.round().await;
+    assert_eq!(quality(&r["ghost"], "power"), Quality::Bad("timeout"));
+    let power = r["sdm"]
+        .samples
+        .iter()
+        .find(|s| s.role == TagRole::ActivePower)
+        .and_then(|s| s.value.as_ref()?.as_f64())
+        .unwrap();
+    let want = truth[&1].power_kw * 1000.0;
+    assert!(
+        (power - want).abs() <= want.abs() * 1e-5 + 0.1,
+        "{power} vs {want}"
+    );
+    run.coord.shutdown().await;
 }
