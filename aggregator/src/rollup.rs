@@ -17,6 +17,10 @@
 use crate::store::{AssessmentScore, DeviceTotals, Period, Store, StoreError};
 use serde::Serialize;
 use serde_json::{json, Value};
+use shuzhuan_common::indicators::energy::{
+    electricity_co2, total_energy, CarrierQuantity, EnergyOptions,
+};
+use shuzhuan_common::indicators::Period as IndicatorPeriod;
 use shuzhuan_common::inventory::Inventory;
 use shuzhuan_common::registry::{Enterprise, RecognitionKind};
 use shuzhuan_common::state::DeviceState;
@@ -350,8 +354,53 @@ pub fn group_json(members: &[&EnterpriseFacts]) -> Value {
         "energy": energy.into_iter().map(|((carrier, unit), (q, x))| json!({
             "carrier": carrier, "unit": unit, "quantity": q, "exported": x,
         })).collect::<Vec<_>>(),
-        "energy_note": "kgce and CO2 need the coefficient and emission-factor sets of config/energy/, not loaded by this build",
     })
+}
+
+/// Adds `energy_converted` beside the `energy` list of an indicator object
+/// (a group from [`group_json`] or an enterprise's facts): net energy in
+/// kgce by `config/energy/coefficients.toml` (electricity at equivalent
+/// value) and electricity CO2 by the emission-factor set's default factor,
+/// each with its source named. Without reference data, a note says so.
+pub fn add_energy(v: &mut Value, reference: &Reference, period: Period) {
+    let Some(set) = &reference.set else {
+        v["energy_converted"] = json!({
+            "note": "kgce and CO2 need config/energy/ (reference data not loaded)",
+        });
+        return;
+    };
+    let uses: Vec<CarrierQuantity> = v["energy"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| {
+                    Some(CarrierQuantity {
+                        carrier: e["carrier"].as_str()?.to_owned(),
+                        unit: e["unit"].as_str()?.to_owned(),
+                        quantity: e["quantity"].as_f64()?,
+                        exported: e["exported"].as_f64().unwrap_or(0.0),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (d0, d1) = period.day_range();
+    let span = IndicatorPeriod::new(d0 * 86_400, d1 * 86_400);
+    let coeff = &set.coefficients;
+    let total = total_energy(&uses, &coeff.set, &EnergyOptions::default(), span);
+    let factor = set.emission_factors.default_factor();
+    let co2 = electricity_co2(&uses, factor, span);
+    v["energy_converted"] = json!({
+        "kgce": total.as_ref().ok().map(|t| t.net.value),
+        "kgce_gross": total.as_ref().ok().map(|t| t.gross.value),
+        "kgce_error": total.as_ref().err().map(|e| e.to_string()),
+        "electricity_basis": "equivalent_value",
+        "coefficient_set": { "document": coeff.source.document, "vintage": coeff.source.vintage },
+        "co2_kg": co2.as_ref().ok().map(|c| c.co2.value),
+        "co2_error": co2.as_ref().err().map(|e| e.to_string()),
+        "co2_not_covered": co2.as_ref().ok().map(|c| c.not_covered.clone()),
+        "emission_factor": { "id": factor.id, "value": factor.value, "unit": factor.unit, "vintage": factor.vintage, "region": factor.region, "document": factor.document },
+    });
 }
 
 /// The indicator page of a level (`city`, `county`, `chain`, `enterprise`)
@@ -373,7 +422,10 @@ pub fn indicators_json(
     let mut out = header;
     match (level, id) {
         ("enterprise", Some(code)) => match facts.iter().find(|f| f.credit_code == code) {
-            Some(f) => out["enterprise"] = serde_json::to_value(f).unwrap_or_default(),
+            Some(f) => {
+                out["enterprise"] = serde_json::to_value(f).unwrap_or_default();
+                add_energy(&mut out["enterprise"], reference, period);
+            }
             None => return Ok(None),
         },
         ("county", Some(c)) | ("chain", Some(c)) => {
@@ -397,6 +449,7 @@ pub fn indicators_json(
             }
             out["id"] = c.into();
             out["indicators"] = group_json(&members);
+            add_energy(&mut out["indicators"], reference, period);
             out["enterprises"] = serde_json::to_value(&members).unwrap_or_default();
         }
         ("chain", None) => {
@@ -404,22 +457,23 @@ pub fn indicators_json(
             for ch in store.chains()? {
                 let members: Vec<&EnterpriseFacts> =
                     facts.iter().filter(|f| f.chain == ch.id).collect();
-                groups.push(
-                    json!({ "id": ch.id, "name": ch.name, "indicators": group_json(&members) }),
-                );
+                let mut g = group_json(&members);
+                add_energy(&mut g, reference, period);
+                groups.push(json!({ "id": ch.id, "name": ch.name, "indicators": g }));
             }
             out["chains"] = groups.into();
         }
         _ => {
             let all: Vec<&EnterpriseFacts> = facts.iter().collect();
             out["indicators"] = group_json(&all);
+            add_energy(&mut out["indicators"], reference, period);
             let mut counties = Vec::new();
             for c in store.counties()? {
                 let members: Vec<&EnterpriseFacts> =
                     facts.iter().filter(|f| f.county == c.id).collect();
-                counties.push(
-                    json!({ "id": c.id, "name": c.name, "indicators": group_json(&members) }),
-                );
+                let mut g = group_json(&members);
+                add_energy(&mut g, reference, period);
+                counties.push(json!({ "id": c.id, "name": c.name, "indicators": g }));
             }
             out["counties"] = counties.into();
         }

@@ -10,6 +10,7 @@ use serde_json::json;
 use shuzhuan_aggregator::rollup::Reference;
 use shuzhuan_aggregator::store::Store as _;
 use shuzhuan_common::registry::{Recognition, RecognitionKind, RecognitionLevel};
+use shuzhuan_common::report::Hash32;
 use std::sync::Arc;
 
 fn with_reference(mut h: Harness) -> Harness {
@@ -71,6 +72,70 @@ async fn target_rows_carry_target_value_gap_and_status() {
     assert_eq!(
         (s.as_u16(), v["code"].as_str()),
         (422, Some("bad_score")),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn energy_is_converted_to_kgce_and_co2_with_the_factor_set_named() {
+    let h = with_reference(Harness::new());
+    let k = key(1);
+    h.enrol("gw-1", 1, &k).await;
+    let (reports, _) = chain(&k, "gw-1", 1, 1, Hash32::GENESIS, 8);
+    let (s, v) = h
+        .call("POST", "/api/v1/reports", None, batch(&reports))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    h.store.refresh_periods().unwrap();
+    let path = format!(
+        "/api/v1/indicators?period=2026-11&level=enterprise&id={}",
+        code(1)
+    );
+    let (s, v) = h.call("GET", &path, Some(&h.admin), Body::empty()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let e = &v["enterprise"];
+    let kwh: f64 = e["energy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["carrier"] == "electricity")
+        .map(|x| x["quantity"].as_f64().unwrap() - x["exported"].as_f64().unwrap())
+        .sum();
+    assert!(kwh > 0.0, "{e}");
+    let set = h.state.reference.set.clone().unwrap();
+    let coeff = set
+        .coefficients
+        .set
+        .carrier("electricity")
+        .unwrap()
+        .coefficient;
+    let factor = set.emission_factors.default_factor();
+    let c = &e["energy_converted"];
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.max(1.0);
+    assert!(close(c["kgce"].as_f64().unwrap(), kwh * coeff), "{c}");
+    assert!(
+        close(c["co2_kg"].as_f64().unwrap(), kwh * factor.value),
+        "{c}"
+    );
+    assert_eq!(c["emission_factor"]["id"], factor.id.as_str());
+    assert!(c["coefficient_set"]["document"].is_string(), "{c}");
+    // The city page converts its totals too.
+    let (_, v) = h
+        .call(
+            "GET",
+            "/api/v1/indicators?period=2026-11",
+            Some(&h.admin),
+            Body::empty(),
+        )
+        .await;
+    assert!(
+        v["indicators"]["energy_converted"]["kgce"]
+            .as_f64()
+            .is_some(),
+        "{v}"
+    );
+    assert!(
+        v["counties"][0]["indicators"]["energy_converted"].is_object(),
         "{v}"
     );
 }
