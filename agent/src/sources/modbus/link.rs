@@ -459,8 +459,10 @@ pub(crate) async fn run_with(
                 reachable,
                 samples,
             };
-            if tx.send(batch).await.is_err() {
-                return;
+            // A full channel must not keep the task from shutting down.
+            tokio::select! {
+                sent = tx.send(batch) => if sent.is_err() { return },
+                _ = shutdown.recv() => return,
             }
         }
     }
