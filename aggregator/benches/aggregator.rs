@@ -1,9 +1,15 @@
 //! Aggregator benchmarks (docs/bench/aggregator.md):
-//! `cargo bench -p shuzhuan-aggregator --bench aggregator -- [ingest] [city]`.
+//! `cargo bench -p shuzhuan-aggregator --bench aggregator -- [ingest] [agents] [city]`.
 //!
 //! - ingest: window summaries per second through `ingest::ingest` (JSON
 //!   parse, Ed25519 verification of every report, chain check, one SQLite
 //!   transaction per batch with the daily roll-up), HTTP excluded.
+//! - agents: 2,000 gateways of 50 devices each ship two hours of 15-minute
+//!   reports in batches of 4 (one batch per agent per hour, interleaved);
+//!   per-batch latency p50/p99 and the ingest rate with the evidence log as
+//!   the accept hook (as `serve` runs), against the same load without it
+//!   (baseline) in the same run; bytes on disk per report and per
+//!   enterprise-year.
 //! - city: a full-size city (2,000 enterprises, 100,000 devices, a year of
 //!   device-days generated straight into the store), then the period refresh,
 //!   the city overview and a county page: p50/p95 latency and database size.
@@ -172,6 +178,130 @@ fn bench_ingest(out: &mut impl std::io::Write) {
     .unwrap();
 }
 
+/// One run of the 2,000-agent load; returns (batch latencies in ms, total
+/// seconds, bytes on disk, reports).
+fn agents_run(with_log: bool) -> (Vec<f64>, f64, u64, u64) {
+    const AGENTS: u32 = 2_000;
+    const DEVICES: usize = 50;
+    const ROUNDS: u64 = 2;
+    const PER_BATCH: u64 = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("agents.sqlite")).unwrap();
+    city(&store, 13, 15, AGENTS);
+    let log = with_log.then(|| {
+        shuzhuan_aggregator::evidence::EvidenceLog::open(
+            &store,
+            "bench/evidence",
+            ed25519_dalek::SigningKey::from_bytes(&[99; 32]),
+        )
+        .unwrap()
+    });
+    let hook: &dyn shuzhuan_aggregator::store::AcceptHook = match &log {
+        Some(l) => l,
+        None => &NoHook,
+    };
+    let now: i64 = 1_795_824_000;
+    let limits = IngestLimits::default();
+    let mut keys = Vec::new();
+    for a in 0..AGENTS {
+        let key = ed25519_dalek::SigningKey::from_bytes(&{
+            let mut seed = [7u8; 32];
+            seed[..4].copy_from_slice(&a.to_le_bytes());
+            seed
+        });
+        let token = format!("tok-{a}");
+        store
+            .create_enrol_token(&secret_hash(&token), &code(a), now, now + 60)
+            .unwrap();
+        store
+            .enroll(
+                &secret_hash(&token),
+                &format!("gw-{a:04}"),
+                &code(a),
+                &verifying_key_to_b64(&key.verifying_key()),
+                now,
+            )
+            .unwrap();
+        keys.push((key, Hash32::GENESIS));
+    }
+    let mut lat = Vec::new();
+    let mut total = 0.0;
+    for round in 0..ROUNDS {
+        for a in 0..AGENTS {
+            let (key, prev) = &mut keys[a as usize];
+            let mut signed = Vec::new();
+            for i in 0..PER_BATCH {
+                let seq = round * PER_BATCH + i + 1;
+                let start = now - 86_400 + seq as i64 * 900;
+                let r = Report {
+                    schema: SCHEMA_VERSION,
+                    agent_id: format!("gw-{a:04}"),
+                    enterprise: code(a),
+                    seq,
+                    prev_hash: *prev,
+                    window_start: start,
+                    window_end: start + 900,
+                    created_at: start + 900,
+                    inventory: None,
+                    summaries: (0..DEVICES).map(|i| summary(i, 900)).collect(),
+                };
+                let (sr, h) = r.sign(key);
+                *prev = h;
+                signed.push(sr);
+            }
+            let body = serde_json::to_vec(&serde_json::json!({ "reports": signed })).unwrap();
+            let t = Instant::now();
+            ingest(&store, hook, &limits, 8 * 3600, &body, now).unwrap();
+            let e = t.elapsed().as_secs_f64();
+            total += e;
+            lat.push(e * 1e3);
+        }
+    }
+    drop(store);
+    let size: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    (lat, total, size, u64::from(AGENTS) * ROUNDS * PER_BATCH)
+}
+
+fn bench_agents(out: &mut impl std::io::Write) {
+    let (mut base_lat, base_secs, base_size, reports) = agents_run(false);
+    let (mut lat, secs, size, _) = agents_run(true);
+    let summaries = reports * 50;
+    for (label, l, s, sz) in [
+        (
+            "baseline (no evidence log)",
+            &mut base_lat,
+            base_secs,
+            base_size,
+        ),
+        ("with evidence log (as serve)", &mut lat, secs, size),
+    ] {
+        writeln!(
+            out,
+            "agents {label}: {reports} reports ({summaries} summaries) from 2000 agents in {} batches: {:.0} reports/s, {:.0} summaries/s; batch p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.2} MB on disk = {:.0} bytes/report, {:.1} MB per enterprise-year (35,040 reports of 50 devices)",
+            l.len(),
+            reports as f64 / s,
+            summaries as f64 / s,
+            percentile(l, 0.5),
+            percentile(l, 0.99),
+            percentile(l, 1.0),
+            sz as f64 / 1e6,
+            sz as f64 / reports as f64,
+            sz as f64 / reports as f64 * 35_040.0 / 1e6,
+        )
+        .unwrap();
+    }
+    writeln!(
+        out,
+        "agents: ingest time with the log / without = {:.2}",
+        secs / base_secs
+    )
+    .unwrap();
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -311,6 +441,9 @@ fn main() {
     let mut out = std::io::stderr();
     if all || args.iter().any(|a| a == "ingest") {
         bench_ingest(&mut out);
+    }
+    if all || args.iter().any(|a| a == "agents") {
+        bench_agents(&mut out);
     }
     if all || args.iter().any(|a| a == "city") {
         bench_city(&mut out);
