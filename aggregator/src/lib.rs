@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod days;
+pub mod demo;
 pub mod enroll;
 pub mod evidence;
 pub mod ingest;

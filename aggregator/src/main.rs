@@ -92,6 +92,30 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run a whole generated city on this machine: simulated plants, one
+    /// gateway per plant shipping signed reports over HTTP, the API and the
+    /// dashboard, with time running fast. Stops on Ctrl-C.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Number of plants (enterprises).
+        #[arg(long, default_value_t = 24)]
+        plants: usize,
+        /// Where the SQLite store and keys go (reset on each run).
+        #[arg(long, default_value = "data/demo")]
+        data_dir: PathBuf,
+        /// Simulated seconds per wall second (8640: a month in 5 minutes).
+        #[arg(long, default_value_t = 8640.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this many seconds instead of waiting for Ctrl-C.
+        #[arg(long)]
+        run_for: Option<f64>,
+        /// The repository's config folder.
+        #[arg(long, default_value = "config")]
+        config_dir: PathBuf,
+    },
     /// Verify an evidence bundle offline (no database) against the log's public key.
     VerifyBundle {
         file: PathBuf,
@@ -393,6 +417,27 @@ fn main() -> anyhow::Result<()> {
                 s.reports,
                 s.evidence_leaves
             )?;
+        }
+        Command::Demo {
+            listen,
+            plants,
+            data_dir,
+            scale,
+            seed,
+            run_for,
+            config_dir,
+        } => {
+            let args = shuzhuan_aggregator::demo::DemoArgs {
+                listen,
+                plants,
+                data_dir,
+                scale,
+                seed,
+                run_for,
+                config_dir,
+            };
+            tokio::runtime::Runtime::new()?
+                .block_on(shuzhuan_aggregator::demo::run(args, &mut out))?;
         }
         Command::VerifyBundle { file, log_key } => {
             let verdict = shuzhuan_aggregator::evidence::verify_bundle_file(&file, &log_key)?;

@@ -1,0 +1,681 @@
+//! `shuzhuan-aggregator demo`: a whole city on one machine. It generates a
+//! city with the simulator library (enterprises over several counties and
+//! industry chains; PLCs and meters over Modbus TCP, the CNCs of some
+//! plants over OPC UA), starts the plants, registers the enterprises,
+//! enrols one gateway per plant over the real HTTP API, ships signed,
+//! hash-chained reports over real HTTP, and serves the API and the
+//! dashboard, all with time running `scale` times faster so a simulated
+//! month fills in minutes. The aggregator's clock is the simulated clock, so
+//! ingest's time checks and the dashboard's "today" follow simulated time.
+//!
+//! Gateways: the agent library has no embeddable `run` yet, so each plant's
+//! gateway here seals its windows from the plant's own model (the same
+//! figures the simulator writes as ground truth) instead of polling the
+//! Modbus and OPC UA servers. Everything from the signature onwards
+//! (enrolment, chain, ingest, evidence log, roll-ups, pages) is the real path.
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::server;
+use crate::store::{SqliteStore, Store};
+use anyhow::Context as _;
+use ed25519_dalek::SigningKey;
+use shuzhuan_common::credit_code::CreditCode;
+use shuzhuan_common::inventory::{DeviceKind, Inventory};
+use shuzhuan_common::registry::{
+    County, CountyKind, DeclaredRates, Enterprise, IndustryChain, Recognition, RecognitionKind,
+    RecognitionLevel,
+};
+use shuzhuan_common::report::{verifying_key_to_b64, Hash32, Report, SignedReport, SCHEMA_VERSION};
+use shuzhuan_common::state::DeviceState;
+use shuzhuan_common::summary::{EnergyDelta, EnergyMethod, WindowSummary};
+use shuzhuan_simulator::clock::SimClock;
+use shuzhuan_simulator::plant::{LinkConfig, LinkKind, Plant};
+use shuzhuan_simulator::run::RunningPlant;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// What `demo` was asked for.
+#[derive(Debug, Clone)]
+pub struct DemoArgs {
+    pub listen: SocketAddr,
+    pub plants: usize,
+    pub data_dir: PathBuf,
+    /// Simulated seconds per wall second.
+    pub scale: f64,
+    pub seed: u64,
+    /// Stop after this many wall seconds (tests); `None` runs until Ctrl-C.
+    pub run_for: Option<f64>,
+    /// The repository's `config/` (profiles, plan targets, city units, claim policy).
+    pub config_dir: PathBuf,
+}
+
+/// The local (UTC+8) offset the demo city keeps its days in.
+const UTC_OFFSET: i64 = 8 * 3600;
+
+/// Midnight (local) of the first day of the month before the one `wall_s` falls in.
+fn start_of_previous_month(wall_s: i64) -> i64 {
+    let day = crate::days::day_of(wall_s, UTC_OFFSET);
+    let (y, m, _) = crate::days::civil_from_days(day);
+    let (py, pm) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+    crate::days::days_from_civil(py, pm, 1) * 86_400 - UTC_OFFSET
+}
+
+/// Names of counties and chains from `config/city/units.toml` when it has
+/// them (`name`, `name_en`), else the ids.
+fn unit_names(config_dir: &Path) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    let Ok(text) = std::fs::read_to_string(config_dir.join("city/units.toml")) else {
+        return out;
+    };
+    let Ok(doc) = toml::from_str::<toml::Table>(&text) else {
+        return out;
+    };
+    for key in ["counties", "chains"] {
+        for item in doc
+            .get(key)
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let Some(t) = item.as_table() else { continue };
+            let Some(id) = t.get("id").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let name = t
+                .get("name")
+                .or_else(|| t.get("zh"))
+                .and_then(|v| v.as_str())
+                .unwrap_or(id);
+            let en = t
+                .get("name_en")
+                .or_else(|| t.get("en"))
+                .and_then(|v| v.as_str())
+                .unwrap_or(id);
+            out.insert(id.to_owned(), (name.to_owned(), en.to_owned()));
+        }
+    }
+    out
+}
+
+/// A tiny deterministic hash for per-device choices.
+fn mix(s: &str, seed: u64) -> u64 {
+    s.bytes().fold(seed ^ 0x9E37_79B9_7F4A_7C15, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+    })
+}
+
+/// Moves the CNC machines of a plant to an OPC UA link.
+fn cnc_over_opcua(p: &mut Plant) -> bool {
+    let mut moved = false;
+    for d in &mut p.devices {
+        if d.kind == DeviceKind::CncMachineTool && d.link.is_some() {
+            d.link = Some("cnc-ua".into());
+            d.profile = Some("opcua-machinetool-cnc".into());
+            moved = true;
+        }
+    }
+    if moved {
+        p.links.push(LinkConfig {
+            id: "cnc-ua".into(),
+            kind: LinkKind::Opcua,
+            listen: "127.0.0.1:0".into(),
+            port: None,
+            agent_port: None,
+        });
+    }
+    moved
+}
+
+/// The registry rows of a generated city.
+fn registry(
+    plants: &[Plant],
+    names: &BTreeMap<String, (String, String)>,
+    units: &shuzhuan_simulator::city::CityUnits,
+    year: u16,
+) -> (
+    Vec<County>,
+    Vec<IndustryChain>,
+    Vec<Enterprise>,
+    Vec<Recognition>,
+) {
+    let label = |id: &str| names.get(id).cloned().unwrap_or((id.into(), id.into()));
+    let counties = units
+        .counties
+        .iter()
+        .map(|c| County {
+            id: c.id.clone(),
+            name: label(&c.id).0,
+            name_en: label(&c.id).1,
+            kind: CountyKind::County,
+            division_code: c.division_code.clone(),
+        })
+        .collect();
+    let chains = units
+        .chains
+        .iter()
+        .map(|c| IndustryChain {
+            id: c.id.clone(),
+            name: label(&c.id).0,
+            name_en: label(&c.id).1,
+            cluster: None,
+            industry_type: c.industry_type,
+        })
+        .collect();
+    let mut ents = Vec::new();
+    let mut recs = Vec::new();
+    for (i, p) in plants.iter().enumerate() {
+        let production: Vec<_> = p.devices.iter().filter(|d| d.production).collect();
+        let n = production.len().max(1) as f64;
+        let digital = production.iter().filter(|d| d.declared_digital).count() as f64;
+        let networked = production.iter().filter(|d| d.declared_networked).count() as f64;
+        // Questionnaires run a little ahead of the machines: some enterprises round up.
+        let optimism = if i % 3 == 0 { 0.15 } else { 0.0 };
+        let kp = p.key_processes.len().max(1) as f64;
+        let kp_nc = p.key_processes.iter().filter(|k| k.declared_nc).count() as f64;
+        ents.push(Enterprise {
+            credit_code: p.plant.credit_code.clone(),
+            name: format!(
+                "{}{}示范制造企业{:02}",
+                label(&p.plant.county).0,
+                label(&p.plant.chain).0,
+                i + 1
+            ),
+            county: p.plant.county.clone(),
+            chain: p.plant.chain.clone(),
+            above_scale: i % 6 != 5,
+            industry_type: units
+                .chains
+                .iter()
+                .find(|c| c.id == p.plant.chain)
+                .map_or(shuzhuan_common::inventory::IndustryType::Discrete, |c| {
+                    c.industry_type
+                }),
+            rd_design_tools: Some(i % 4 != 3),
+            declared: DeclaredRates {
+                digitization: Some((digital / n + optimism).min(1.0)),
+                networking: Some((networked / n + optimism).min(1.0)),
+                key_process_nc: (i % 5 != 4).then_some(kp_nc / kp),
+            },
+        });
+        let kinds = [
+            (1, RecognitionKind::SmartWorkshop),
+            (2, RecognitionKind::GreenFactory),
+            (3, RecognitionKind::SmartFactory),
+            (5, RecognitionKind::IntegrationDiagnosed),
+        ];
+        for (k, kind) in kinds {
+            if i % 6 == k {
+                recs.push(Recognition {
+                    credit_code: p.plant.credit_code.clone(),
+                    kind,
+                    level: RecognitionLevel::Provincial,
+                    year,
+                    evidence: "demo: generated city".into(),
+                });
+            }
+        }
+    }
+    (counties, chains, ents, recs)
+}
+
+/// Sends one HTTP/1.1 request to `addr` and returns the status and body.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body).await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP header end"))?;
+    let status = std::str::from_utf8(&buf[..split])
+        .ok()
+        .and_then(|h| h.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no HTTP status"))?;
+    let mut rest = buf[split + 4..].to_vec();
+    let chunked = std::str::from_utf8(&buf[..split]).is_ok_and(|h| {
+        h.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+    });
+    if chunked {
+        rest = dechunk(&rest);
+    }
+    Ok((status, rest))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = std::str::from_utf8(&b[..nl])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .unwrap_or(0);
+        if n == 0 || b.len() < nl + 2 + n {
+            break;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
+        b = &b[(nl + 4 + n).min(b.len())..];
+    }
+    out
+}
+
+/// One plant's gateway: seals its windows, signs them into the chain and
+/// ships them in batches until told to stop (or until its planned outage).
+struct Gateway {
+    agent_id: String,
+    enterprise: CreditCode,
+    key: SigningKey,
+    plant: Arc<shuzhuan_simulator::run::PlantModel>,
+    seq: u64,
+    prev: Hash32,
+    next_window: i64,
+    window: i64,
+    /// Simulated time after which this gateway sends nothing (a stopped site).
+    stops_at: Option<i64>,
+    pending: Vec<SignedReport>,
+}
+
+impl Gateway {
+    fn seal(&mut self, start: i64) -> Report {
+        let end = start + self.window;
+        let truth: BTreeMap<String, shuzhuan_simulator::run::TruthLine> = self
+            .plant
+            .truth(start, end)
+            .into_iter()
+            .map(|t| (t.device.clone(), t))
+            .collect();
+        let devices = &self.plant.plant.devices;
+        let digitized: Vec<_> = devices
+            .iter()
+            .filter(|d| !d.is_meter() && d.link.is_some())
+            .collect();
+        let mut summaries: Vec<WindowSummary> = digitized
+            .iter()
+            .filter_map(|d| {
+                let t = truth.get(&d.id)?;
+                let expected = self.window as u32;
+                // Some devices sit on a flaky line: 85% of polls come back.
+                let received = if mix(&d.id, self.plant.plant.plant.seed) % 5 == 0 {
+                    expected * 85 / 100
+                } else {
+                    expected
+                };
+                let productive = t.state_seconds.get(DeviceState::Productive);
+                Some(WindowSummary {
+                    device_id: d.id.clone(),
+                    state_seconds: t.state_seconds.clone(),
+                    nc_seconds: if d.declared_nc { productive } else { 0 },
+                    energy: Vec::new(),
+                    parts: Some(t.parts),
+                    samples_expected: expected,
+                    samples_received: received,
+                    flags: Vec::new(),
+                })
+            })
+            .collect();
+        for m in devices.iter().filter(|d| d.is_meter()) {
+            let Some(t) = truth.get(&m.id) else { continue };
+            let slot = m
+                .feeds
+                .iter()
+                .find_map(|f| summaries.iter().position(|s| &s.device_id == f))
+                .or(if summaries.is_empty() { None } else { Some(0) });
+            if let Some(i) = slot {
+                summaries[i].energy.push(EnergyDelta {
+                    meter: m.id.clone(),
+                    carrier: "electricity".into(),
+                    quantity: (t.energy_kwh * 1000.0).round() / 1000.0,
+                    unit: "kWh".into(),
+                    method: EnergyMethod::Counter,
+                    exported: 0.0,
+                });
+            }
+        }
+        self.seq += 1;
+        Report {
+            schema: SCHEMA_VERSION,
+            agent_id: self.agent_id.clone(),
+            enterprise: self.enterprise.clone(),
+            seq: self.seq,
+            prev_hash: self.prev,
+            window_start: start,
+            window_end: end,
+            created_at: end + 1,
+            inventory: (self.seq % 96 == 1).then(|| Inventory {
+                devices: devices.iter().map(|d| d.inventory()).collect(),
+                key_processes: self.plant.plant.key_processes.clone(),
+            }),
+            summaries,
+        }
+    }
+
+    /// Seals every window that ended by `sim_now` (at most `max` per call).
+    fn catch_up(&mut self, sim_now: i64, max: usize) {
+        while self.pending.len() < max && self.next_window + self.window <= sim_now {
+            if self.stops_at.is_some_and(|t| self.next_window >= t) {
+                return;
+            }
+            let r = self.seal(self.next_window);
+            let (signed, hash) = r.sign(&self.key);
+            self.prev = hash;
+            self.pending.push(signed);
+            self.next_window += self.window;
+        }
+    }
+}
+
+async fn run_gateway(
+    mut g: Gateway,
+    addr: SocketAddr,
+    clock: SimClock,
+    max_batch: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        g.catch_up(clock.now_ms().div_euclid(1000), max_batch);
+        if g.pending.is_empty() {
+            continue;
+        }
+        let body = serde_json::json!({ "reports": g.pending }).to_string();
+        match http(addr, "POST", "/api/v1/reports", body.as_bytes()).await {
+            Ok((200, _)) => g.pending.clear(),
+            Ok((status, b)) => {
+                tracing::warn!(agent = %g.agent_id, status, body = %String::from_utf8_lossy(&b), "report batch refused; retrying");
+            }
+            Err(e) => tracing::warn!(agent = %g.agent_id, error = %e, "shipping failed; retrying"),
+        }
+    }
+}
+
+fn new_key() -> anyhow::Result<SigningKey> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Runs the demo until Ctrl-C (or `run_for`), printing what it started to `out`.
+pub async fn run(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let config_dir = std::fs::canonicalize(&args.config_dir).with_context(|| {
+        format!(
+            "config folder {} (run from the repository root or pass --config-dir)",
+            args.config_dir.display()
+        )
+    })?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    // A fresh city each run: the gateways' keys and chains are new.
+    for f in [
+        "demo.sqlite",
+        "demo.sqlite-wal",
+        "demo.sqlite-shm",
+        "evidence-log.key",
+    ] {
+        let _ = std::fs::remove_file(data_dir.join(f));
+    }
+    let cfg_text = format!(
+        "[server]\nlisten = \"{}\"\n[store]\npath = \"demo.sqlite\"\n[city]\nutc_offset_secs = {UTC_OFFSET}\nreference_dir = {:?}\n[rollup]\ninterval_secs = 2\n",
+        args.listen,
+        config_dir.display().to_string()
+    );
+    let cfg = Config::parse("demo", &cfg_text, &data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // Simulated time: from the first day of last month, `scale` times faster.
+    let wall_s = shuzhuan_simulator::clock::wall_ms() / 1000;
+    let sim_epoch_s = start_of_previous_month(wall_s);
+    let clock = SimClock::starting_now(args.scale, sim_epoch_s * 1000);
+    let app_clock: api::Clock = Arc::new(move || clock.now_ms().div_euclid(1000));
+
+    // City and registry.
+    let (units, fallback) =
+        shuzhuan_simulator::city::load_units(&config_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut plants = shuzhuan_simulator::city::generate(
+        &units,
+        args.plants,
+        args.seed,
+        args.scale,
+        sim_epoch_s * 1000,
+    );
+    let mut opcua_plants = 0;
+    for p in plants.iter_mut() {
+        if opcua_plants < 3 && cnc_over_opcua(p) {
+            opcua_plants += 1;
+        }
+    }
+    let year = crate::days::civil_from_days(crate::days::day_of(sim_epoch_s, UTC_OFFSET)).0 as u16;
+    let (counties, chains, ents, recs) = registry(&plants, &unit_names(&config_dir), &units, year);
+    let sqlite = Arc::new(SqliteStore::open(&cfg.store_path)?);
+    sqlite.upsert_counties(&counties)?;
+    sqlite.upsert_chains(&chains)?;
+    sqlite.import_registry(&ents, &recs)?;
+    let ev = server::open_evidence(&cfg, &sqlite)?;
+    let mut st: AppState = server::state(&cfg, sqlite.clone(), ev.log.clone(), app_clock.clone());
+    st.evidence = Some(ev);
+
+    // The plants.
+    let profiles = shuzhuan_simulator::profiles::load_dir(&config_dir.join("profiles"))?;
+    let mut running: Vec<RunningPlant> = Vec::new();
+    for p in plants {
+        running.push(shuzhuan_simulator::run::start(p, &profiles, clock, None).await?);
+    }
+
+    // The aggregator: API and dashboard.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let app = api::router(st.clone()).merge(crate::web::router(st.clone(), &config_dir));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.changed().await;
+            })
+            .await
+    });
+    let bg = st.clone();
+    let rollups = tokio::spawn(async move {
+        let mut iv = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            iv.tick().await;
+            let s = bg.clone();
+            match tokio::task::spawn_blocking(move || server::rollup_tick(&s, 400)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "roll-up failed; will retry"),
+                Err(e) => tracing::warn!(error = %e, "roll-up task failed"),
+            }
+        }
+    });
+
+    // One gateway per plant, enrolled over HTTP.
+    let now = app_clock();
+    let mut gateways = Vec::new();
+    let n = running.len();
+    for (i, rp) in running.iter().enumerate() {
+        let info = &rp.model.plant.plant;
+        let agent_id = format!("gw-{}", info.id);
+        let key = new_key()?;
+        let token = crate::enroll::create_token(&*sqlite, &info.credit_code, now, 86_400)?;
+        let body = serde_json::json!({
+            "token": token, "agent_id": agent_id, "enterprise": info.credit_code.as_str(),
+            "public_key": verifying_key_to_b64(&key.verifying_key()),
+        });
+        let (status, b) = http(addr, "POST", "/api/v1/enroll", body.to_string().as_bytes()).await?;
+        anyhow::ensure!(
+            status == 200,
+            "enrolling {agent_id}: {status} {}",
+            String::from_utf8_lossy(&b)
+        );
+        let window = i64::from(info.window_secs);
+        let g = Gateway {
+            agent_id,
+            enterprise: info.credit_code.clone(),
+            key,
+            plant: rp.model.clone(),
+            seq: 0,
+            prev: Hash32::GENESIS,
+            next_window: sim_epoch_s.div_euclid(window) * window,
+            window,
+            // The last plant's site goes quiet after three weeks (the bulletin lists it).
+            stops_at: (n > 2 && i == n - 1).then_some(sim_epoch_s + 21 * 86_400),
+            pending: Vec::new(),
+        };
+        gateways.push(tokio::spawn(run_gateway(
+            g,
+            addr,
+            clock,
+            cfg.ingest.max_batch.min(256),
+            stop_rx.clone(),
+        )));
+    }
+
+    // Who may look.
+    let bureau = api::auth::create_api_token(
+        &*sqlite,
+        "demo-bureau",
+        crate::store::Role::Bureau,
+        None,
+        now,
+    )?;
+    let first = &ents[0];
+    let county_tok = api::auth::create_api_token(
+        &*sqlite,
+        "demo-county",
+        crate::store::Role::County,
+        Some(first.county.clone()),
+        now,
+    )?;
+    let ent_tok = api::auth::create_api_token(
+        &*sqlite,
+        "demo-enterprise",
+        crate::store::Role::Enterprise,
+        Some(first.credit_code.to_string()),
+        now,
+    )?;
+    let url = format!("http://{addr}");
+    writeln!(out, "Shuzhuan demo")?;
+    writeln!(out, "dashboard: {url}/login?token={bureau}")?;
+    writeln!(out, "  bureau token:     {bureau}")?;
+    writeln!(
+        out,
+        "  county token:     {county_tok}  (county {})",
+        first.county
+    )?;
+    writeln!(
+        out,
+        "  enterprise token: {ent_tok}  ({} {})",
+        first.credit_code, first.name
+    )?;
+    writeln!(
+        out,
+        "api: {url}/api/v1/  (Authorization: Bearer <token>); metrics: {url}/metrics"
+    )?;
+    writeln!(
+        out,
+        "city: {} plants over {} counties and {} chains{}; {} of them with CNCs over OPC UA",
+        n,
+        counties.len(),
+        chains.len(),
+        if fallback {
+            " (config/plants/city-fallback.toml)"
+        } else {
+            ""
+        },
+        opcua_plants
+    )?;
+    for rp in running.iter().take(3) {
+        writeln!(
+            out,
+            "  plant {}: {}",
+            rp.model.plant.plant.id,
+            rp.ports
+                .iter()
+                .map(|(l, a)| format!("{l}={a}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )?;
+    }
+    writeln!(
+        out,
+        "time: simulated from {} at {}x (a month every {:.0} s)",
+        crate::web::html::local_time(sim_epoch_s, UTC_OFFSET),
+        args.scale,
+        30.0 * 86_400.0 / args.scale
+    )?;
+    writeln!(out, "store: {}", cfg.store_path.display())?;
+    writeln!(
+        out,
+        "gateways: one per plant, sealing windows from the plant model (the agent library's embeddable run() is not available yet)"
+    )?;
+    writeln!(out, "Ctrl-C stops everything.")?;
+    out.flush()?;
+
+    match args.run_for {
+        Some(secs) => tokio::time::sleep(Duration::from_secs_f64(secs)).await,
+        None => {
+            tokio::signal::ctrl_c().await?;
+        }
+    }
+    let _ = stop_tx.send(true);
+    for g in gateways {
+        let _ = g.await;
+    }
+    rollups.abort();
+    let _ = server.await;
+    drop(running);
+    writeln!(out, "demo stopped; data kept in {}", data_dir.display())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previous_month_start_is_local_midnight() {
+        // 2026-11-29 02:00 UTC → 2026-10-01 00:00 local = 2026-09-30 16:00 UTC.
+        let t = crate::days::days_from_civil(2026, 11, 29) * 86_400 + 2 * 3600;
+        let s = start_of_previous_month(t);
+        assert_eq!(
+            s,
+            crate::days::days_from_civil(2026, 9, 30) * 86_400 + 16 * 3600
+        );
+        let jan = crate::days::days_from_civil(2026, 1, 10) * 86_400;
+        assert_eq!(
+            crate::days::day_string(crate::days::day_of(
+                start_of_previous_month(jan),
+                UTC_OFFSET
+            )),
+            "2025-12-01"
+        );
+    }
+
+    #[test]
+    fn dechunks() {
+        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), b"abcde");
+    }
+}
