@@ -321,7 +321,7 @@ impl Gateway {
                 let productive = t.state_seconds.get(DeviceState::Productive);
                 Some(WindowSummary {
                     device_id: d.id.clone(),
-                    state_seconds: t.state_seconds.clone(),
+                    state_seconds: t.state_seconds,
                     nc_seconds: if d.declared_nc { productive } else { 0 },
                     energy: Vec::new(),
                     parts: Some(t.parts),
