@@ -208,3 +208,204 @@ fn demo_dashboard_shows_measured_data_equal_to_the_api() {
     let rows: usize = text.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(rows >= 5, "county table has {rows} rows: {text}");
 }
+
+/// Benchmark (ignored; run with `cargo test -p shuzhuan-tests --test e2e
+/// bench_overview -- --ignored --nocapture`): the city overview page against
+/// the JSON API's city indicators, over a store of 2,000 enterprises with
+/// reports; writes docs/bench/dashboard.md.
+#[test]
+#[ignore]
+fn bench_overview_2000_enterprises() {
+    use ed25519_dalek::SigningKey;
+    use shuzhuan_aggregator::store::{NoHook, SqliteStore, Store};
+    use shuzhuan_common::credit_code::CreditCode;
+    use shuzhuan_common::inventory::{Device, DeviceKind, IndustryType, Inventory, KeyProcess};
+    use shuzhuan_common::registry::{County, CountyKind, DeclaredRates, Enterprise, IndustryChain};
+    use shuzhuan_common::report::{verifying_key_to_b64, Hash32, Report, SCHEMA_VERSION};
+    use shuzhuan_common::state::{DeviceState, StateSeconds};
+    use shuzhuan_common::summary::{EnergyDelta, EnergyMethod, WindowSummary};
+    const N: u32 = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("agg.sqlite");
+    let s = SqliteStore::open(&db).unwrap();
+    let counties: Vec<County> = (0..10)
+        .map(|i| County {
+            id: format!("c{i}"),
+            name: format!("县{i}"),
+            name_en: format!("County {i}"),
+            kind: CountyKind::County,
+            division_code: None,
+        })
+        .collect();
+    s.upsert_counties(&counties).unwrap();
+    s.upsert_chains(&[IndustryChain {
+        id: "equipment".into(),
+        name: "装备制造".into(),
+        name_en: "Equipment".into(),
+        cluster: None,
+        industry_type: IndustryType::Discrete,
+    }])
+    .unwrap();
+    let code = |n: u32| CreditCode::from_body(&format!("91411721{n:09}")).unwrap();
+    let ents: Vec<Enterprise> = (0..N)
+        .map(|n| Enterprise {
+            credit_code: code(n),
+            name: format!("企业{n}"),
+            county: format!("c{}", n % 10),
+            chain: "equipment".into(),
+            above_scale: true,
+            industry_type: IndustryType::Discrete,
+            rd_design_tools: Some(n % 2 == 0),
+            declared: DeclaredRates {
+                digitization: Some(0.6),
+                networking: Some(0.5),
+                key_process_nc: Some(0.5),
+            },
+        })
+        .collect();
+    s.import_registry(&ents, &[]).unwrap();
+    let t0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+    for n in 0..N {
+        let key = SigningKey::from_bytes(&[(n % 250) as u8 + 1; 32]);
+        let token = format!("t-{n}");
+        let hash = shuzhuan_aggregator::enroll::secret_hash(&token);
+        s.create_enrol_token(&hash, &code(n), t0, t0 + 86_400)
+            .unwrap();
+        let agent = format!("gw-{n}");
+        s.enroll(
+            &hash,
+            &agent,
+            &code(n),
+            &verifying_key_to_b64(&key.verifying_key()),
+            t0,
+        )
+        .unwrap();
+        let mut prev = Hash32::GENESIS;
+        let mut batch = Vec::new();
+        for w in 0..4i64 {
+            let start = t0 + w * 900;
+            let summaries = (0..3)
+                .map(|d| {
+                    let mut st = StateSeconds::default();
+                    st.add(DeviceState::Productive, 600);
+                    st.add(DeviceState::Standby, 300);
+                    WindowSummary {
+                        device_id: format!("m{d}"),
+                        state_seconds: st,
+                        nc_seconds: 600,
+                        energy: vec![EnergyDelta {
+                            meter: format!("e{d}"),
+                            carrier: "electricity".into(),
+                            quantity: 5.0,
+                            unit: "kWh".into(),
+                            method: EnergyMethod::Counter,
+                            exported: 0.0,
+                        }],
+                        parts: Some(10),
+                        samples_expected: 900,
+                        samples_received: 900,
+                        flags: vec![],
+                    }
+                })
+                .collect();
+            let r = Report {
+                schema: SCHEMA_VERSION,
+                agent_id: agent.clone(),
+                enterprise: code(n),
+                seq: w as u64 + 1,
+                prev_hash: prev,
+                window_start: start,
+                window_end: start + 900,
+                created_at: start + 901,
+                inventory: (w == 0).then(|| Inventory {
+                    devices: (0..4)
+                        .map(|d| Device {
+                            id: format!("m{d}"),
+                            name: format!("Machine {d}"),
+                            kind: DeviceKind::CncMachineTool,
+                            production: true,
+                            declared_digital: true,
+                            declared_networked: true,
+                            declared_nc: true,
+                            key_process: Some("kp".into()),
+                            original_value_cny: None,
+                        })
+                        .collect(),
+                    key_processes: vec![KeyProcess {
+                        id: "kp".into(),
+                        name: "精加工".into(),
+                        declared_nc: true,
+                    }],
+                }),
+                summaries,
+            };
+            let (signed, h) = r.sign(&key);
+            prev = h;
+            batch.push((
+                signed.verify(&key.verifying_key()).unwrap(),
+                signed.signature,
+            ));
+        }
+        s.ingest_batch(&agent, &batch, t0 + 7200, 8 * 3600, &NoHook)
+            .unwrap();
+    }
+    s.refresh_periods().unwrap();
+    drop(s);
+    let cfg = dir.path().join("agg.toml");
+    let port = free_port();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = \"agg.sqlite\"\n[city]\nreference_dir = {:?}\n[rollup]\ninterval_secs = 3600\n",
+            repo_root().join("config").display().to_string()
+        ),
+    )
+    .unwrap();
+    let token = String::from_utf8(
+        Command::new(aggregator_binary())
+            .args(["token", "create", "--role", "bureau", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let _server = Proc::spawn(
+        Command::new(aggregator_binary())
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .stderr(Stdio::null()),
+    );
+    assert!(wait_for_port(port, 30));
+    let auth = format!("Authorization: Bearer {token}");
+    let time = |path: &str| {
+        let (st, _) = get(port, path, &auth);
+        assert_eq!(st, 200, "{path}");
+        let runs = 10;
+        let t = Instant::now();
+        for _ in 0..runs {
+            get(port, path, &auth);
+        }
+        t.elapsed().as_secs_f64() * 1000.0 / f64::from(runs)
+    };
+    let page = time("/?period=2026");
+    let api = time("/api/v1/indicators?period=2026&level=city");
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let md = format!(
+        "# Dashboard render time\n\nMachine: 2 cores (shared), {build} build of the aggregator binary. \
+         Date: see the commit of docs/bench/dashboard.md.\n\nCommand: `cargo build -p shuzhuan-aggregator && cargo test -p shuzhuan-tests --test e2e bench_overview -- --ignored --nocapture`\n\n\
+         Store: {N} above-scale enterprises in 10 counties, one gateway each, 4 signed reports of 3 devices each (ingested through the store's ingest path), period rows refreshed.\n\n\
+         | request | mean of 10 (ms) |\n|---|---|\n| city overview page `/` (HTML, all sections) | {page:.1} |\n| baseline: JSON API `/api/v1/indicators?level=city` | {api:.1} |\n\n\
+         Ratio page / API: {:.2}. The page also reads the target table, 12 months of energy and every gateway's newest report (freshness), which the API call does not.\n",
+        page / api
+    );
+    std::fs::create_dir_all(repo_root().join("docs/bench")).unwrap();
+    std::fs::write(repo_root().join("docs/bench/dashboard.md"), &md).unwrap();
+    println!("{md}");
+}
