@@ -407,5 +407,5 @@ fn bench_overview_2000_enterprises() {
     );
     std::fs::create_dir_all(repo_root().join("docs/bench")).unwrap();
     std::fs::write(repo_root().join("docs/bench/dashboard.md"), &md).unwrap();
-    println!("{md}");
+    eprintln!("{md}");
 }
