@@ -1240,7 +1240,7 @@ mod backup {
         let log = EvidenceLog::open(&store, "shuzhuan.test/backup", key).unwrap();
         assert_eq!(log.public_key_b64(), public_key);
         assert_eq!(log.backfill(&store).unwrap(), 0);
-        let tree = store.with_read(|c| EvidenceLog::load(c)).unwrap();
+        let tree = store.with_read(EvidenceLog::load).unwrap();
         assert_eq!(tree.len(), 12);
         assert_eq!(tree.root(), signed.checkpoint.root_hash);
         let bundle = evidence::export_bundle(&store, &log, &code(), now - 3 * 86_400, now).unwrap();
