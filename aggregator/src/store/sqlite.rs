@@ -1104,17 +1104,14 @@ impl Store for SqliteStore {
     }
 
     fn prune_fine(&self, before: i64) -> Result<u64, StoreError> {
+        // A window's energy travels in its summary row (migration 3), so
+        // deleting the summary rows removes the window's energy with them.
         self.with_write_tx(|tx| {
             let n = tx.execute(
-                "DELETE FROM window_energy WHERE (agent_id, seq) IN
-                 (SELECT agent_id, seq FROM reports WHERE window_start < ?1)",
-                [before],
-            )?;
-            let m = tx.execute(
                 "DELETE FROM window_summaries WHERE window_start < ?1",
                 [before],
             )?;
-            Ok((n + m) as u64)
+            Ok(n as u64)
         })
     }
 

@@ -98,6 +98,40 @@ fn dump(s: &SqliteStore, sql: &str) -> Vec<String> {
     .unwrap()
 }
 
+/// Retention: window rows older than the cut go, daily rows and their energy
+/// stay exactly as they were.
+#[test]
+fn prune_fine_keeps_daily_rows() {
+    let s = store_with_agents();
+    let p: Plan = (0..8)
+        .map(|w| (w * 40, vec![(0, 600, 900, 16), (1, 300, 450, 8)]))
+        .collect();
+    s.ingest_batch("a", &build("a", 1, &p), NOW, 8 * 3600, &NoHook)
+        .unwrap();
+    let days = "SELECT day, device_id, productive, samples_received FROM device_days ORDER BY 1, 2";
+    let energy = "SELECT day, device_id, ROUND(quantity, 6) FROM device_day_energy ORDER BY 1, 2";
+    let (d0, e0) = (dump(&s, days), dump(&s, energy));
+    let before_cut = dump(&s, "SELECT COUNT(*) FROM window_summaries WHERE window_start < (SELECT MAX(window_start) FROM window_summaries)");
+    let cut: i64 = s
+        .with_read(|c| {
+            Ok(
+                c.query_row("SELECT MAX(window_start) FROM window_summaries", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .unwrap();
+    let removed = s.prune_fine(cut).unwrap();
+    assert_eq!(vec![format!("Integer({removed})")], before_cut);
+    assert!(removed > 0);
+    assert_eq!(
+        dump(&s, "SELECT COUNT(*) FROM window_summaries WHERE window_start < (SELECT MAX(window_start) FROM window_summaries)"),
+        vec!["Integer(0)".to_string()]
+    );
+    assert_eq!(dump(&s, days), d0);
+    assert_eq!(dump(&s, energy), e0);
+}
+
 fn plan() -> impl Strategy<Value = Plan> {
     prop::collection::vec(
         (
