@@ -50,6 +50,11 @@ struct LinkSection {
     endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<String>,
+    /// OPC UA only: `"poll"` on a scaled clock, where a subscription's
+    /// publishing interval (wall time) would stretch to minutes of simulated
+    /// time and miss short states.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<&'static str>,
     timeout_ms: u32,
 }
 
@@ -102,6 +107,7 @@ pub fn agent_config(
                     address: bound,
                     endpoint: None,
                     port: None,
+                    mode: None,
                     timeout_ms: 1000,
                 },
                 LinkKind::ModbusRtu => LinkSection {
@@ -110,6 +116,7 @@ pub fn agent_config(
                     address: None,
                     endpoint: None,
                     port: l.agent_port.clone().or(bound),
+                    mode: None,
                     timeout_ms: 1000,
                 },
                 LinkKind::Opcua => LinkSection {
@@ -118,6 +125,7 @@ pub fn agent_config(
                     address: None,
                     endpoint: bound,
                     port: None,
+                    mode: (clock.scale > 1.0).then_some("poll"),
                     timeout_ms: 1000,
                 },
             }

@@ -145,13 +145,15 @@ async fn measured_state_seconds_and_energy_match_the_simulators_truth() {
     );
     // OPC UA subscriptions publish on wall time (500 ms default, 50 ms at
     // least): at scale 300 that is 150 s simulated, far coarser than the
-    // 1 s poll. Read the CNC by polling so both protocols run at the same
-    // simulated rate.
-    for link in v["links"].as_array_mut().unwrap() {
+    // 1 s poll. The simulator's generated config therefore reads OPC UA by
+    // polling on a scaled clock; check that it does.
+    for link in v["links"].as_array().unwrap() {
         if link["kind"].as_str() == Some("opcua") {
-            link.as_table_mut()
-                .unwrap()
-                .insert("mode".into(), "poll".into());
+            assert_eq!(
+                link.get("mode").and_then(|m| m.as_str()),
+                Some("poll"),
+                "generated OPC UA link on a scaled clock must poll: {link:?}"
+            );
         }
     }
     let path = out.path().join(format!("{id}.toml"));
