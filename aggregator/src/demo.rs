@@ -2,33 +2,26 @@
 //! city with the simulator library (enterprises over several counties and
 //! industry chains; PLCs and meters over Modbus TCP, the CNCs of some
 //! plants over OPC UA), starts the plants, registers the enterprises,
-//! enrols one gateway per plant over the real HTTP API, ships signed,
-//! hash-chained reports over real HTTP, and serves the API and the
-//! dashboard, all with time running `scale` times faster so a simulated
-//! month fills in minutes. The aggregator's clock is the simulated clock, so
-//! ingest's time checks and the dashboard's "today" follow simulated time.
-//!
-//! Gateways: the agent library has no embeddable `run` yet, so each plant's
-//! gateway here seals its windows from the plant's own model (the same
-//! figures the simulator writes as ground truth) instead of polling the
-//! Modbus and OPC UA servers. Everything from the signature onwards
-//! (enrolment, chain, ingest, evidence log, roll-ups, pages) is the real path.
+//! runs one real agent per plant in-process (`shuzhuan_agent::run::run`,
+//! polling the plant's Modbus TCP and OPC UA servers over loopback, with the
+//! config the simulator writes for it), enrols each agent over the real HTTP
+//! API, lets them ship signed, hash-chained reports over real HTTP, and
+//! serves the API and the dashboard, all with time running `scale` times
+//! faster so a simulated month fills in minutes. The aggregator's clock and
+//! the agents' clocks are the same simulated clock, so ingest's time checks
+//! and the dashboard's "today" follow simulated time.
 
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::server;
 use crate::store::{SqliteStore, Store};
 use anyhow::Context as _;
-use ed25519_dalek::SigningKey;
-use shuzhuan_common::credit_code::CreditCode;
-use shuzhuan_common::inventory::{DeviceKind, Inventory};
+use shuzhuan_agent::config::AgentConfig;
+use shuzhuan_common::inventory::DeviceKind;
 use shuzhuan_common::registry::{
     County, CountyKind, DeclaredRates, Enterprise, IndustryChain, Recognition, RecognitionKind,
     RecognitionLevel,
 };
-use shuzhuan_common::report::{verifying_key_to_b64, Hash32, Report, SignedReport, SCHEMA_VERSION};
-use shuzhuan_common::state::DeviceState;
-use shuzhuan_common::summary::{EnergyDelta, EnergyMethod, WindowSummary};
 use shuzhuan_simulator::clock::SimClock;
 use shuzhuan_simulator::plant::{LinkConfig, LinkKind, Plant};
 use shuzhuan_simulator::run::RunningPlant;
@@ -102,13 +95,6 @@ fn unit_names(config_dir: &Path) -> BTreeMap<String, (String, String)> {
         }
     }
     out
-}
-
-/// A tiny deterministic hash for per-device choices.
-fn mix(s: &str, seed: u64) -> u64 {
-    s.bytes().fold(seed ^ 0x9E37_79B9_7F4A_7C15, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
-    })
 }
 
 /// Moves the CNC machines of a plant to an OPC UA link.
@@ -277,143 +263,42 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One plant's gateway: seals its windows, signs them into the chain and
-/// ships them in batches until told to stop (or until its planned outage).
-struct Gateway {
-    agent_id: String,
-    enterprise: CreditCode,
-    key: SigningKey,
-    plant: Arc<shuzhuan_simulator::run::PlantModel>,
-    seq: u64,
-    prev: Hash32,
-    next_window: i64,
-    window: i64,
-    /// Simulated time after which this gateway sends nothing (a stopped site).
-    stops_at: Option<i64>,
-    pending: Vec<SignedReport>,
-}
-
-impl Gateway {
-    fn seal(&mut self, start: i64) -> Report {
-        let end = start + self.window;
-        let truth: BTreeMap<String, shuzhuan_simulator::run::TruthLine> = self
-            .plant
-            .truth(start, end)
-            .into_iter()
-            .map(|t| (t.device.clone(), t))
-            .collect();
-        let devices = &self.plant.plant.devices;
-        let digitized: Vec<_> = devices
-            .iter()
-            .filter(|d| !d.is_meter() && d.link.is_some())
-            .collect();
-        let mut summaries: Vec<WindowSummary> = digitized
-            .iter()
-            .filter_map(|d| {
-                let t = truth.get(&d.id)?;
-                let expected = self.window as u32;
-                // Some devices sit on a flaky line: 85% of polls come back.
-                let received = if mix(&d.id, self.plant.plant.plant.seed) % 5 == 0 {
-                    expected * 85 / 100
-                } else {
-                    expected
-                };
-                let productive = t.state_seconds.get(DeviceState::Productive);
-                Some(WindowSummary {
-                    device_id: d.id.clone(),
-                    state_seconds: t.state_seconds,
-                    nc_seconds: if d.declared_nc { productive } else { 0 },
-                    energy: Vec::new(),
-                    parts: Some(t.parts),
-                    samples_expected: expected,
-                    samples_received: received,
-                    flags: Vec::new(),
-                })
-            })
-            .collect();
-        for m in devices.iter().filter(|d| d.is_meter()) {
-            let Some(t) = truth.get(&m.id) else { continue };
-            let slot = m
-                .feeds
-                .iter()
-                .find_map(|f| summaries.iter().position(|s| &s.device_id == f))
-                .or(if summaries.is_empty() { None } else { Some(0) });
-            if let Some(i) = slot {
-                summaries[i].energy.push(EnergyDelta {
-                    meter: m.id.clone(),
-                    carrier: "electricity".into(),
-                    quantity: (t.energy_kwh * 1000.0).round() / 1000.0,
-                    unit: "kWh".into(),
-                    method: EnergyMethod::Counter,
-                    exported: 0.0,
-                });
-            }
-        }
-        self.seq += 1;
-        Report {
-            schema: SCHEMA_VERSION,
-            agent_id: self.agent_id.clone(),
-            enterprise: self.enterprise.clone(),
-            seq: self.seq,
-            prev_hash: self.prev,
-            window_start: start,
-            window_end: end,
-            created_at: end + 1,
-            inventory: (self.seq % 96 == 1).then(|| Inventory {
-                devices: devices.iter().map(|d| d.inventory()).collect(),
-                key_processes: self.plant.plant.key_processes.clone(),
-            }),
-            summaries,
-        }
+/// Writes plant `rp`'s agent config under `data_dir/agents/` (the
+/// simulator's `agents/<plant>.toml`, pointed at the demo's aggregator and
+/// profiles) and loads it.
+fn agent_config(
+    rp: &RunningPlant,
+    clock: &SimClock,
+    data_dir: &Path,
+    config_dir: &Path,
+    url: &str,
+) -> anyhow::Result<AgentConfig> {
+    let id = &rp.model.plant.plant.id;
+    let agents = data_dir.join("agents");
+    let agent_data = agents.join(id);
+    std::fs::create_dir_all(&agent_data)
+        .with_context(|| format!("cannot create {}", agent_data.display()))?;
+    let text = shuzhuan_simulator::agentcfg::agent_config(
+        &rp.model.plant,
+        &rp.ports,
+        clock,
+        &agent_data.display().to_string(),
+        "127.0.0.1:0",
+    );
+    let mut doc: toml::Table = toml::from_str(&text).context("simulator agent config")?;
+    if let Some(agent) = doc.get_mut("agent").and_then(|v| v.as_table_mut()) {
+        agent.insert(
+            "profiles_dir".into(),
+            config_dir.join("profiles").display().to_string().into(),
+        );
     }
-
-    /// Seals every window that ended by `sim_now` (at most `max` per call).
-    fn catch_up(&mut self, sim_now: i64, max: usize) {
-        while self.pending.len() < max && self.next_window + self.window <= sim_now {
-            if self.stops_at.is_some_and(|t| self.next_window >= t) {
-                return;
-            }
-            let r = self.seal(self.next_window);
-            let (signed, hash) = r.sign(&self.key);
-            self.prev = hash;
-            self.pending.push(signed);
-            self.next_window += self.window;
-        }
-    }
-}
-
-async fn run_gateway(
-    mut g: Gateway,
-    addr: SocketAddr,
-    clock: SimClock,
-    max_batch: usize,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        g.catch_up(clock.now_ms().div_euclid(1000), max_batch);
-        if g.pending.is_empty() {
-            continue;
-        }
-        let body = serde_json::json!({ "reports": g.pending }).to_string();
-        match http(addr, "POST", "/api/v1/reports", body.as_bytes()).await {
-            Ok((200, _)) => g.pending.clear(),
-            Ok((status, b)) => {
-                tracing::warn!(agent = %g.agent_id, status, body = %String::from_utf8_lossy(&b), "report batch refused; retrying");
-            }
-            Err(e) => tracing::warn!(agent = %g.agent_id, error = %e, "shipping failed; retrying"),
-        }
-    }
-}
-
-fn new_key() -> anyhow::Result<SigningKey> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
-    Ok(SigningKey::from_bytes(&seed))
+    let mut agg = toml::Table::new();
+    agg.insert("url".into(), url.into());
+    doc.insert("aggregator".into(), agg.into());
+    let path = agents.join(format!("{id}.toml"));
+    std::fs::write(&path, toml::to_string(&doc)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    AgentConfig::load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Runs the demo until Ctrl-C (or `run_for`), printing what it started to `out`.
@@ -436,6 +321,8 @@ pub async fn run(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     ] {
         let _ = std::fs::remove_file(data_dir.join(f));
     }
+    // The agents' keys, spools and configs of the previous run.
+    let _ = std::fs::remove_dir_all(data_dir.join("agents"));
     let cfg_text = format!(
         "[server]\nlisten = \"{}\"\n[store]\npath = \"demo.sqlite\"\n[city]\nutc_offset_secs = {UTC_OFFSET}\nreference_dir = {:?}\n[rollup]\ninterval_secs = 2\n",
         args.listen,
@@ -511,46 +398,53 @@ pub async fn run(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     });
 
-    // One gateway per plant, enrolled over HTTP.
+    // One real agent per plant, enrolled over HTTP, polling its plant.
     let now = app_clock();
+    let url = format!("http://{addr}");
+    let endpoint =
+        shuzhuan_agent::ship::http::Endpoint::parse(&url).map_err(|e| anyhow::anyhow!(e))?;
     let mut gateways = Vec::new();
     let n = running.len();
     for (i, rp) in running.iter().enumerate() {
         let info = &rp.model.plant.plant;
-        let agent_id = format!("gw-{}", info.id);
-        let key = new_key()?;
+        let acfg = agent_config(rp, &clock, &data_dir, &config_dir, &url)?;
+        let key = shuzhuan_agent::keys::load_or_create(&acfg.agent.data_dir)?;
         let token = crate::enroll::create_token(&*sqlite, &info.credit_code, now, 86_400)?;
-        let body = serde_json::json!({
-            "token": token, "agent_id": agent_id, "enterprise": info.credit_code.as_str(),
-            "public_key": verifying_key_to_b64(&key.verifying_key()),
-        });
-        let (status, b) = http(addr, "POST", "/api/v1/enroll", body.to_string().as_bytes()).await?;
-        anyhow::ensure!(
-            status == 200,
-            "enrolling {agent_id}: {status} {}",
-            String::from_utf8_lossy(&b)
-        );
-        let window = i64::from(info.window_secs);
-        let g = Gateway {
-            agent_id,
-            enterprise: info.credit_code.clone(),
-            key,
-            plant: rp.model.clone(),
-            seq: 0,
-            prev: Hash32::GENESIS,
-            next_window: sim_epoch_s.div_euclid(window) * window,
-            window,
-            // The last plant's site goes quiet after three weeks (the bulletin lists it).
-            stops_at: (n > 2 && i == n - 1).then_some(sim_epoch_s + 21 * 86_400),
-            pending: Vec::new(),
-        };
-        gateways.push(tokio::spawn(run_gateway(
-            g,
-            addr,
-            clock,
-            cfg.ingest.max_batch.min(256),
-            stop_rx.clone(),
-        )));
+        shuzhuan_agent::ship::enroll(
+            &endpoint,
+            &token,
+            &acfg.agent.id,
+            acfg.agent.enterprise.as_str(),
+            &key,
+        )
+        .await
+        .with_context(|| format!("enrolling {}", acfg.agent.id))?;
+        // The last plant's site goes quiet after three weeks (the bulletin
+        // lists it): its agent is stopped then.
+        let quiet_after =
+            (n > 2 && i == n - 1).then(|| Duration::from_secs_f64(21.0 * 86_400.0 / args.scale));
+        let mut stop = stop_rx.clone();
+        let agent_id = acfg.agent.id.clone();
+        gateways.push(tokio::spawn(async move {
+            let shutdown = async move {
+                match quiet_after {
+                    Some(d) => {
+                        tokio::select! {
+                            _ = stop.changed() => {}
+                            _ = tokio::time::sleep(d) => {
+                                tracing::info!(agent = %agent_id, "site goes quiet: agent stopped");
+                            }
+                        }
+                    }
+                    None => {
+                        let _ = stop.changed().await;
+                    }
+                }
+            };
+            if let Err(e) = shuzhuan_agent::run::run(acfg, shutdown).await {
+                tracing::error!(error = %e, "agent stopped with an error");
+            }
+        }));
     }
 
     // Who may look.
@@ -576,7 +470,6 @@ pub async fn run(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         Some(first.credit_code.to_string()),
         now,
     )?;
-    let url = format!("http://{addr}");
     writeln!(out, "Shuzhuan demo")?;
     writeln!(out, "dashboard: {url}/login?token={bureau}")?;
     writeln!(out, "  bureau token:     {bureau}")?;
@@ -629,7 +522,8 @@ pub async fn run(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "store: {}", cfg.store_path.display())?;
     writeln!(
         out,
-        "gateways: one per plant, sealing windows from the plant model (the agent library's embeddable run() is not available yet)"
+        "gateways: one shuzhuan-agent per plant, in-process, polling its plant over loopback (configs in {})",
+        data_dir.join("agents").display()
     )?;
     writeln!(out, "Ctrl-C stops everything.")?;
     out.flush()?;
