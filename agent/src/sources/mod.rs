@@ -40,3 +40,19 @@ pub fn spawn_all(
     }
     handles
 }
+
+/// Registers one link's collectors. A collector the registry refuses (for
+/// example a name already registered with other help text) is logged and
+/// skipped, so the link keeps polling without that metric.
+pub(crate) fn register_link_metrics(
+    registry: &prometheus::Registry,
+    link: &str,
+    protocol: &str,
+    collectors: Vec<Box<dyn prometheus::core::Collector>>,
+) {
+    for c in collectors {
+        if let Err(e) = registry.register(c) {
+            tracing::warn!(link, protocol, error = %e, "cannot register a link metric");
+        }
+    }
+}

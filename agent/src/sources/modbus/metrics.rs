@@ -77,7 +77,7 @@ impl LinkMetrics {
             )
             .expect("valid metric"),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.up.clone()),
             Box::new(m.read_errors.clone()),
             Box::new(m.requests.clone()),
@@ -85,11 +85,7 @@ impl LinkMetrics {
             Box::new(m.rtt.clone()),
             Box::new(m.last_good.clone()),
         ];
-        for c in collectors {
-            if let Err(e) = registry.register(c) {
-                tracing::warn!(link, error = %e, "cannot register a modbus metric");
-            }
-        }
+        crate::sources::register_link_metrics(registry, link, "modbus", collectors);
         m
     }
 

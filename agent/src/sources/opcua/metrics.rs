@@ -64,18 +64,14 @@ impl LinkMetrics {
             )
             .expect("valid metric"),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.up.clone()),
             Box::new(m.read_errors.clone()),
             Box::new(m.requests.clone()),
             Box::new(m.errors.clone()),
             Box::new(m.last_good.clone()),
         ];
-        for c in collectors {
-            if let Err(e) = registry.register(c) {
-                tracing::warn!(link, error = %e, "cannot register an opc ua metric");
-            }
-        }
+        crate::sources::register_link_metrics(registry, link, "opcua", collectors);
         m
     }
 
