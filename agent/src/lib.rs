@@ -6,6 +6,7 @@
 //! Data flow: `sources` → [`sample::SampleBatch`] channel → `model` (state,
 //! energy, parts per device) → `window` summaries → `spool` → `ship`.
 
+pub mod blocking;
 pub mod clock;
 pub mod cmd;
 pub mod config;

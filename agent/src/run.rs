@@ -182,14 +182,17 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
         let day_start = w.start.rem_euclid(86_400_000) == 0;
         let inv = (w.first || day_start).then(|| inventory.clone());
         let created = clock.now_ms().max(w.end) / 1000;
-        match sealer.seal(
-            &spool,
-            w.start / 1000,
-            w.end / 1000,
-            created,
-            inv,
-            summaries,
-        ) {
+        // Signing and the fsynced append run off the runtime so the polls keep time.
+        match crate::blocking::off_runtime(|| {
+            sealer.seal(
+                &spool,
+                w.start / 1000,
+                w.end / 1000,
+                created,
+                inv,
+                summaries,
+            )
+        }) {
             Ok(seq) => {
                 w.first = false;
                 metrics.reports_sealed.inc();

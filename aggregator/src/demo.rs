@@ -47,6 +47,24 @@ pub struct DemoArgs {
     pub run_for: Option<f64>,
     /// The repository's `config/` (profiles, plan targets, city units, claim policy).
     pub config_dir: PathBuf,
+    /// The shortest wall-clock poll interval a gateway is given, in ms: on a
+    /// fast clock the generated configs' 1 s (simulated) poll would be far
+    /// below a millisecond of wall time, and most polls would be missed.
+    pub min_poll_wall_ms: f64,
+}
+
+/// The poll interval (simulated ms) for a demo gateway: the shortest divisor
+/// of the window, in whole seconds, that is at least `min_wall_ms` of wall
+/// time at `scale` and at least `configured_ms`; the window itself when
+/// nothing shorter fits. A divisor keeps every window's expected sample
+/// count whole.
+pub fn demo_poll_ms(configured_ms: u64, scale: f64, window_secs: u32, min_wall_ms: f64) -> u64 {
+    let want_ms = (min_wall_ms * scale.max(1.0)).max(configured_ms as f64);
+    (1..=u64::from(window_secs.max(1)))
+        .filter(|d| u64::from(window_secs) % d == 0)
+        .map(|d| d * 1000)
+        .find(|&ms| ms as f64 >= want_ms)
+        .unwrap_or(u64::from(window_secs.max(1)) * 1000)
 }
 
 /// The local (UTC+8) offset the demo city keeps its days in.
@@ -272,6 +290,7 @@ fn agent_config(
     data_dir: &Path,
     config_dir: &Path,
     url: &str,
+    min_poll_wall_ms: f64,
 ) -> anyhow::Result<AgentConfig> {
     let id = &rp.model.plant.plant.id;
     let agents = data_dir.join("agents");
@@ -292,6 +311,16 @@ fn agent_config(
             config_dir.join("profiles").display().to_string().into(),
         );
     }
+    let window_secs = rp.model.plant.plant.window_secs;
+    if let Some(devices) = doc.get_mut("devices").and_then(|v| v.as_array_mut()) {
+        for d in devices.iter_mut().filter_map(|d| d.as_table_mut()) {
+            if let Some(ms) = d.get("poll_interval_ms").and_then(|v| v.as_integer()) {
+                let poll =
+                    demo_poll_ms(ms.max(1) as u64, clock.scale, window_secs, min_poll_wall_ms);
+                d.insert("poll_interval_ms".into(), (poll as i64).into());
+            }
+        }
+    }
     let mut agg = toml::Table::new();
     agg.insert("url".into(), url.into());
     doc.insert("aggregator".into(), agg.into());
@@ -299,6 +328,17 @@ fn agent_config(
     std::fs::write(&path, toml::to_string(&doc)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     AgentConfig::load(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Samples received and expected over every device-day the gateways reported.
+fn sample_coverage(store: &SqliteStore) -> Result<(u64, u64), crate::store::StoreError> {
+    store.with_read(|c| {
+        Ok(c.query_row(
+            "SELECT COALESCE(SUM(samples_received), 0), COALESCE(SUM(samples_expected), 0) FROM device_days",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?)
+    })
 }
 
 /// Runs the demo until Ctrl-C (or `run_for`), printing what it started to `out`.
@@ -375,8 +415,9 @@ pub async fn run(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let app = api::router(st.clone()).merge(crate::web::router(st.clone(), &config_dir));
+    // Gateways stop first (their last reports still reach the server), then the server.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut server_stop = stop_rx.clone();
+    let (server_stop_tx, mut server_stop) = watch::channel(false);
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -407,7 +448,14 @@ pub async fn run(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let n = running.len();
     for (i, rp) in running.iter().enumerate() {
         let info = &rp.model.plant.plant;
-        let acfg = agent_config(rp, &clock, &data_dir, &config_dir, &url)?;
+        let acfg = agent_config(
+            rp,
+            &clock,
+            &data_dir,
+            &config_dir,
+            &url,
+            args.min_poll_wall_ms,
+        )?;
         let key = shuzhuan_agent::keys::load_or_create(&acfg.agent.data_dir)?;
         let token = crate::enroll::create_token(&*sqlite, &info.credit_code, now, 86_400)?;
         shuzhuan_agent::ship::enroll(
@@ -538,8 +586,18 @@ pub async fn run(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     for g in gateways {
         let _ = g.await;
     }
+    let _ = server_stop_tx.send(true);
     rollups.abort();
     let _ = server.await;
+    match sample_coverage(&sqlite) {
+        Ok((received, expected)) if expected > 0 => writeln!(
+            out,
+            "samples: {received} received of {expected} expected ({:.1} %)",
+            100.0 * received as f64 / expected as f64
+        )?,
+        Ok(_) => writeln!(out, "samples: none expected yet")?,
+        Err(e) => writeln!(out, "samples: cannot count ({e})")?,
+    }
     drop(running);
     writeln!(out, "demo stopped; data kept in {}", data_dir.display())?;
     Ok(())
@@ -566,6 +624,25 @@ mod tests {
             )),
             "2025-12-01"
         );
+    }
+
+    #[test]
+    fn demo_poll_divides_the_window_and_respects_the_wall_floor() {
+        // Real time: the configured 1 s stays.
+        assert_eq!(demo_poll_ms(1000, 1.0, 900, 25.0), 1000);
+        // 8640x with a 25 ms floor: 216 s wanted, 225 s divides 900.
+        assert_eq!(demo_poll_ms(1000, 8640.0, 900, 25.0), 225_000);
+        // 300x: 7.5 s wanted → 9 s (900 / 100).
+        assert_eq!(demo_poll_ms(1000, 300.0, 900, 25.0), 9_000);
+        // Nothing shorter than the window fits: the window.
+        assert_eq!(demo_poll_ms(1000, 1e6, 900, 25.0), 900_000);
+        // A configured interval above the floor is kept (rounded up to a divisor).
+        assert_eq!(demo_poll_ms(7000, 1.0, 900, 25.0), 9_000);
+        for scale in [1.0, 60.0, 600.0, 8640.0, 20_000.0] {
+            let ms = demo_poll_ms(1000, scale, 900, 25.0);
+            assert_eq!(900_000 % ms, 0, "{ms} divides the window");
+            assert!(ms as f64 >= (25.0 * scale).min(900_000.0));
+        }
     }
 
     #[test]

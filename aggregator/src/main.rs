@@ -115,6 +115,11 @@ enum Command {
         /// The repository's config folder.
         #[arg(long, default_value = "config")]
         config_dir: PathBuf,
+        /// The shortest wall-clock poll interval given to a gateway (ms): the
+        /// simulated poll interval becomes the shortest divisor of the 900 s
+        /// window at least this long in wall time (8640x: 225 s, 4 per window).
+        #[arg(long, default_value_t = 25.0)]
+        min_poll_wall_ms: f64,
     },
     /// Verify an evidence bundle offline (no database) against the log's public key.
     VerifyBundle {
@@ -426,6 +431,7 @@ fn main() -> anyhow::Result<()> {
             seed,
             run_for,
             config_dir,
+            min_poll_wall_ms,
         } => {
             let args = shuzhuan_aggregator::demo::DemoArgs {
                 listen,
@@ -435,6 +441,7 @@ fn main() -> anyhow::Result<()> {
                 seed,
                 run_for,
                 config_dir,
+                min_poll_wall_ms,
             };
             tokio::runtime::Runtime::new()?
                 .block_on(shuzhuan_aggregator::demo::run(args, &mut out))?;

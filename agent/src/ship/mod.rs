@@ -169,10 +169,10 @@ pub async fn run_shipper<T: Transport>(
 ) {
     let mut attempt = 0u32;
     loop {
-        let batch = {
+        let batch = crate::blocking::off_runtime(|| {
             let s = spool.lock().expect("spool lock");
             s.pending(opts.max_batch)
-        };
+        });
         let batch = match batch {
             Ok(b) => b,
             Err(e) => {
@@ -195,11 +195,12 @@ pub async fn run_shipper<T: Transport>(
         match answer {
             Answer::Acked => {
                 attempt = 0;
-                if let Err(e) = spool
-                    .lock()
-                    .expect("spool lock")
-                    .ack_through(last.seq, &last.hash)
-                {
+                if let Err(e) = crate::blocking::off_runtime(|| {
+                    spool
+                        .lock()
+                        .expect("spool lock")
+                        .ack_through(last.seq, &last.hash)
+                }) {
                     tracing::error!(error = %e, "cannot record the acknowledgement");
                 }
                 metrics.shipped.inc_by(batch.len() as u64);
@@ -208,11 +209,12 @@ pub async fn run_shipper<T: Transport>(
             Answer::Rejected(why) => {
                 attempt = 0;
                 tracing::warn!(first = batch[0].seq, last = last.seq, answer = %why, "aggregator refused reports: moved to rejected/");
-                if let Err(e) = spool
-                    .lock()
-                    .expect("spool lock")
-                    .reject_through(&batch, &why)
-                {
+                if let Err(e) = crate::blocking::off_runtime(|| {
+                    spool
+                        .lock()
+                        .expect("spool lock")
+                        .reject_through(&batch, &why)
+                }) {
                     tracing::error!(error = %e, "cannot move refused reports aside");
                 }
                 metrics.rejected.inc_by(batch.len() as u64);
