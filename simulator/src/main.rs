@@ -114,10 +114,7 @@ async fn main() -> anyhow::Result<()> {
         );
         plants.push(running);
     }
-    let links: shuzhuan_simulator::control::Links = plants
-        .iter()
-        .map(|p| (p.model.plant.plant.id.clone(), p.links.clone()))
-        .collect();
+    let links = shuzhuan_simulator::control::Targets::of(&plants);
     let (control, _control_task) =
         shuzhuan_simulator::control::serve(std::sync::Arc::new(links), args.control)
             .await

@@ -187,7 +187,8 @@ pub struct RunningPlant {
     pub links: BTreeMap<String, Arc<Link>>,
     /// CNC snapshot channels by machine id.
     pub cnc: BTreeMap<String, watch::Receiver<CncSnapshot>>,
-    pub opcua: Vec<crate::opcua::RunningServer>,
+    /// OPC UA servers by link id (the control port restarts them).
+    pub opcua: BTreeMap<String, crate::control::SharedServer>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -215,7 +216,7 @@ pub async fn start(
         ports: BTreeMap::new(),
         links: BTreeMap::new(),
         cnc: BTreeMap::new(),
-        opcua: Vec::new(),
+        opcua: BTreeMap::new(),
         tasks: Vec::new(),
     };
     for link in &model.plant.links {
@@ -329,7 +330,9 @@ pub async fn start(
                         message: e.to_string(),
                     })?;
                 running.ports.insert(link.id.clone(), server.endpoint_url());
-                running.opcua.push(server);
+                running
+                    .opcua
+                    .insert(link.id.clone(), Arc::new(tokio::sync::Mutex::new(server)));
             }
         }
     }

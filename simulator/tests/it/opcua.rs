@@ -1,7 +1,7 @@
 //! Simulator integration tests: opcua. The CNC server read by an independent
 //! client (Python asyncua) with security None, Basic256Sha256 Sign and
 //! SignAndEncrypt, data changes delivered to a subscription, and a restart on
-//! the same port.
+//! the same port, also through the control port with a client that reconnects.
 
 use serde_json::Value;
 use shuzhuan_simulator::opcua::{serve, CncSnapshot, OpcUaServerConfig, RunningServer};
@@ -176,4 +176,113 @@ async fn a_restart_keeps_the_port_and_serves_current_values() {
     let (_p, rx) = client(&f.server.endpoint_url(), "cnc-01", "none", pki.path(), 0.0);
     let v = next_line(&rx, 15).await;
     assert_values(&v, &snapshot(50), "Executing");
+}
+
+/// Sends one control command and returns the reply line.
+async fn control(addr: std::net::SocketAddr, command: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("{command}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    tokio::io::BufReader::new(s)
+        .read_line(&mut reply)
+        .await
+        .unwrap();
+    reply.trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_port_restarts_the_opc_ua_server_and_a_client_reconnects_to_the_same_nodes() {
+    let root = repo_root();
+    let plant = shuzhuan_simulator::plant::load(&root.join("config/plants/example.toml")).unwrap();
+    let profiles = shuzhuan_simulator::profiles::load_dir(&root.join("config/profiles")).unwrap();
+    let clock = shuzhuan_simulator::clock::SimClock::starting_now(60.0, 1_764_547_200_000);
+    let out = tempfile::tempdir().unwrap();
+    let running = shuzhuan_simulator::run::start(plant, &profiles, clock, Some(out.path().into()))
+        .await
+        .unwrap();
+    let url = running.ports["cnc-ua"].clone();
+    let targets = shuzhuan_simulator::control::Targets::of([&running]);
+    let (addr, _task) = shuzhuan_simulator::control::serve(
+        std::sync::Arc::new(targets),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let mut cmd = Command::new(python());
+    cmd.arg(root.join("tests/peers/py/opcua_reconnect_client.py"))
+        .args(["--url", &url, "--machine", "cnc-1", "--seconds", "40"])
+        .stdout(Stdio::piped());
+    let mut proc = Proc::spawn(&mut cmd);
+    let out_pipe = proc.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let first = next_line(&rx, 20).await;
+    assert_eq!(first["event"], "values", "{first}");
+    assert_eq!(first["session"], 1, "{first}");
+
+    assert!(
+        control(addr, "fault example-1 cnc-ua garbage on")
+            .await
+            .starts_with("error: unknown opc ua fault"),
+        "modbus faults do not apply to an opc ua link"
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        control(addr, "fault example-1 cnc-ua restart 1500").await,
+        "ok"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "stayed down"
+    );
+    assert!(running.opcua["cnc-ua"].lock().await.is_running());
+
+    let dropped = next_line(&rx, 10).await;
+    assert_eq!(dropped["event"], "dropped", "{dropped}");
+    assert_eq!(dropped["session"], 1, "{dropped}");
+    let again = next_line(&rx, 20).await;
+    assert_eq!(again["event"], "values", "{again}");
+    assert_eq!(again["session"], 2, "a new session: {again}");
+    assert_eq!(
+        again["node_ids"], first["node_ids"],
+        "the restarted server serves the same nodes"
+    );
+    let keys = |v: &Value| {
+        v["values"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&again), keys(&first));
+    assert!(
+        again["values"]["parts_produced"].as_u64() >= first["values"]["parts_produced"].as_u64(),
+        "the machine's counter carried on: {first} then {again}"
+    );
+
+    // Stop and start: the port refuses while stopped.
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(control(addr, "fault example-1 cnc-ua stop").await, "ok");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert_eq!(control(addr, "fault example-1 cnc-ua start").await, "ok");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
 }
