@@ -81,6 +81,8 @@ fn demo_dashboard_shows_measured_data_equal_to_the_api() {
                 "5",
                 "--scale",
                 "20000",
+                "--min-poll-wall-ms",
+                "10",
                 "--run-for",
                 "120",
                 "--data-dir",
@@ -146,6 +148,15 @@ fn demo_dashboard_shows_measured_data_equal_to_the_api() {
     assert!(
         (shown - from_api).abs() < 0.05,
         "page {shown}, API {from_api}"
+    );
+    // The gateways really measured: the samples they received cover most of
+    // what their poll intervals promised (a starved runtime showed ~10 %).
+    let coverage = api["indicators"]["coverage"]["pooled"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no city coverage in {api}"));
+    assert!(
+        coverage > 0.8,
+        "city sample coverage {coverage}: the demo's gateways missed their polls"
     );
 
     // A real browser: Chinese labels, the English switch, no other host.
