@@ -6,7 +6,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 
-# Debian packages: name of the package, then a command it provides.
+# Debian packages: name of the package, then a command it provides (or, for
+# data-only packages, an absolute path of a file it installs).
 apt_wanted=(
   "socat socat"
   "mbpoll mbpoll"
@@ -15,11 +16,15 @@ apt_wanted=(
   "chromium chromium"
   "systemd systemd-analyze"
   "docker-compose docker-compose"
+  "fonts-wqy-microhei /usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 )
 missing=()
 for pair in "${apt_wanted[@]}"; do
   pkg=${pair%% *}; cmd=${pair##* }
-  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/bin/$cmd" ] || missing+=("$pkg")
+  case $cmd in
+    /*) [ -e "$cmd" ] || missing+=("$pkg") ;;
+    *) command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/bin/$cmd" ] || missing+=("$pkg") ;;
+  esac
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install: apt packages ${missing[*]}"
@@ -39,9 +44,15 @@ if ! .venv/bin/python -c 'import pymodbus, serial, asyncua, cryptography, openpy
   .venv/bin/pip install -q --disable-pip-version-check "${py_wanted[@]}"
 fi
 
-# Node peers, pinned by tests/peers/node/package-lock.json.
-if [ -f tests/peers/node/package.json ] && [ ! -d tests/peers/node/node_modules ]; then
-  echo "install: npm ci in tests/peers/node"
-  (cd tests/peers/node && npm ci --no-audit --no-fund --loglevel=error)
+# Node peers, pinned by tests/peers/node/package-lock.json; reinstalled when
+# the lock file changes (a stamp of its hash is kept in node_modules).
+if [ -f tests/peers/node/package-lock.json ]; then
+  lock_hash=$(sha256sum tests/peers/node/package-lock.json | cut -d' ' -f1)
+  stamp=tests/peers/node/node_modules/.shuzhuan-lock-sha256
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
+    echo "install: npm ci in tests/peers/node"
+    (cd tests/peers/node && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_hash" >"$stamp"
+  fi
 fi
 echo "install: peers ready"

@@ -144,7 +144,7 @@ pub fn page(
     let switch_href = with_lang(path_and_query, other);
     let _ = write!(
         h,
-        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\">\
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} · {}</title><style>{}</style></head><body>",
         lang.html_lang(),
@@ -213,7 +213,7 @@ pub fn with_lang(path_and_query: &str, lang: Lang) -> String {
 /// A message page (login needed, forbidden, not found).
 pub fn message(lang: Lang, title: &str, text: &str) -> String {
     format!(
-        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head>\
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>{}</title><style>{}</style></head>\
          <body><main><h1>{}</h1><p>{}</p><p><a href=\"/login\">{}</a></p></main></body></html>",
         lang.html_lang(),
         esc(title),

@@ -396,7 +396,7 @@ async fn login_form(headers: HeaderMap, Query(q): Q) -> Response {
     }
     let (lang, _) = lang_of(&headers, &q);
     let body = format!(
-        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head>\
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>{}</title><style>{}</style></head>\
          <body><main><h1>{}</h1><form class=\"search\" method=\"post\" action=\"/login\">\
          <label>{} <input name=\"token\" type=\"password\" autocomplete=\"off\" required></label> \
          <button type=\"submit\">{}</button></form><p class=\"src\">{}</p></main></body></html>",
