@@ -121,7 +121,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
 
     let wake = Arc::new(Notify::new());
     if let Some(agg) = &cfg.aggregator {
-        let endpoint = ship::http::Endpoint::parse(&agg.url).map_err(|e| anyhow::anyhow!(e))?;
+        let endpoint = ship::http::Endpoint::from_config(agg).map_err(|e| anyhow::anyhow!(e))?;
         let transport = HttpTransport {
             endpoint,
             timeout: Duration::from_secs(30),

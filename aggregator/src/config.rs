@@ -5,6 +5,9 @@
 //! ```toml
 //! [server]
 //! listen = "127.0.0.1:8080"
+//! # tls_cert_file = "tls/server.pem"   # serve HTTPS: PEM certificate chain (leaf first)
+//! # tls_key_file = "tls/server.key"    # and its PEM private key
+//! # tls_client_ca_file = "tls/agents-ca.pem"  # optional: require client certificates (mutual TLS)
 //!
 //! [store]
 //! path = "/var/lib/shuzhuan/aggregator.sqlite"
@@ -61,6 +64,9 @@ struct RawEvidence {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
+    tls_client_ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +135,20 @@ pub struct Config {
     pub log_key_file: PathBuf,
     /// The origin line of the evidence log's checkpoints.
     pub log_origin: String,
+    /// Serve HTTPS with these files (`[server] tls_*`); `None`: plain HTTP.
+    pub tls: Option<ServerTls>,
+}
+
+/// `[server] tls_cert_file`, `tls_key_file`, `tls_client_ca_file` (paths
+/// resolved against the config's folder; read and checked at `serve` start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM CA bundle: when set, clients must present a certificate it signed.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// Every problem found in a config file.
@@ -260,6 +280,27 @@ impl Config {
             Some(p) => base.join(p),
             None => store_path.with_file_name("evidence-log.key"),
         };
+        let tls = match (
+            raw.server.tls_cert_file,
+            raw.server.tls_key_file,
+            raw.server.tls_client_ca_file,
+        ) {
+            (Some(cert), Some(key), client_ca) => Some(ServerTls {
+                cert_file: base.join(cert),
+                key_file: base.join(key),
+                client_ca_file: client_ca.map(|p| base.join(p)),
+            }),
+            (None, None, None) => None,
+            (cert, key, _) => {
+                let (at, msg) = match (cert, key) {
+                    (Some(_), None) => ("tls_cert_file", "tls_cert_file needs tls_key_file too (both, or neither for plain HTTP)"),
+                    (None, Some(_)) => ("tls_key_file", "tls_key_file needs tls_cert_file too (both, or neither for plain HTTP)"),
+                    _ => ("tls_client_ca_file", "tls_client_ca_file needs tls_cert_file and tls_key_file: client certificates are asked for over HTTPS only"),
+                };
+                err("server", at, msg.to_owned());
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -283,6 +324,7 @@ impl Config {
             enrol_token_ttl_secs,
             log_key_file,
             log_origin,
+            tls,
         })
     }
 }
@@ -304,6 +346,32 @@ mod tests {
         assert_eq!(c.utc_offset_secs, 28_800);
         assert_eq!(c.log_key_file, Path::new("/etc/sz/evidence-log.key"));
         assert_eq!(c.log_origin, "shuzhuan/evidence");
+        assert_eq!(c.tls, None);
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        let c = Config::parse(
+            "a.toml",
+            "[server]\ntls_cert_file = \"tls/c.pem\"\ntls_key_file = \"/k.pem\"\n[store]\npath = \"x\"\n",
+            Path::new("/etc/sz"),
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert_file, Path::new("/etc/sz/tls/c.pem"));
+        assert_eq!(tls.key_file, Path::new("/k.pem"));
+        assert_eq!(tls.client_ca_file, None);
+        let e = Config::parse(
+            "a.toml",
+            "[server]\ntls_client_ca_file = \"ca.pem\"\ntls_key_file = \"k.pem\"\n[store]\npath = \"x\"\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("a.toml:3:1: tls_key_file needs tls_cert_file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub fn run(args: &Args) -> i32 {
         );
         return 1;
     };
-    let endpoint = match crate::ship::http::Endpoint::parse(&agg.url) {
+    let endpoint = match crate::ship::http::Endpoint::from_config(agg) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("{}: {e}", args.config.display());

@@ -319,8 +319,37 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigEr
                 ),
             );
         }
+        let t = v.get_ref().as_table().expect("table");
+        if a.url.starts_with("https://") && a.ca_file.is_none() {
+            cx.err(
+                span_of(t, "url"),
+                format!("[aggregator] url `{}` is https but ca_file is missing; hint: ca_file = \"ca.pem\", the PEM file of the CA that signed the aggregator's certificate", a.url),
+            );
+        }
+        if a.client_cert_file.is_some() != a.client_key_file.is_some() {
+            cx.err(
+                span_of(t, "client_cert_file").or(span_of(t, "client_key_file")),
+                "[aggregator] client_cert_file and client_key_file go together: set both or neither",
+            );
+        }
+        // The PEM files are read now so that check-config finds a bad one.
+        if let Some(ca) = &a.ca_file {
+            if let Err(e) = crate::ship::tls::load_roots(&base.join(ca)) {
+                cx.err(span_of(t, "ca_file"), e);
+            }
+        }
+        if let (Some(c), Some(k)) = (&a.client_cert_file, &a.client_key_file) {
+            if let Err(e) = crate::ship::tls::load_certs(&base.join(c), "[aggregator] client_cert_file") {
+                cx.err(span_of(t, "client_cert_file"), e);
+            }
+            if let Err(e) = crate::ship::tls::load_key(&base.join(k), "[aggregator] client_key_file") {
+                cx.err(span_of(t, "client_key_file"), e);
+            }
+        }
         Some(AggregatorSection {
             ca_file: a.ca_file.map(|p| base.join(p)),
+            client_cert_file: a.client_cert_file.map(|p| base.join(p)),
+            client_key_file: a.client_key_file.map(|p| base.join(p)),
             ..a
         })
     });

@@ -96,6 +96,12 @@ pub struct AggregatorSection {
     /// One-time enrolment token (needed only until the agent is enrolled).
     #[serde(default)]
     pub token: Option<String>,
+    /// PEM client certificate (chain) for mutual TLS (with `client_key_file`).
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 /// `[http]`.

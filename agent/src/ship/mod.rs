@@ -8,6 +8,7 @@
 //! to `rejected/`.
 
 pub mod http;
+pub mod tls;
 
 use crate::shutdown::Shutdown;
 use crate::spool::{Spool, SpoolError};
