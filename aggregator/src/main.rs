@@ -68,7 +68,8 @@ enum Command {
         /// The log's origin line in checkpoints.
         #[arg(long, default_value = "shuzhuan/evidence")]
         origin: String,
-        /// Output prefix: writes PREFIX.json, PREFIX.html and PREFIX.bundle.json.
+        /// Output prefix: writes PREFIX.json, PREFIX.html and the evidence
+        /// bundle PREFIX.bundle.jsonl (line-oriented, format 2).
         #[arg(long)]
         out: PathBuf,
     },
@@ -120,6 +121,30 @@ enum Command {
         /// window at least this long in wall time (8640x: 225 s, 4 per window).
         #[arg(long, default_value_t = 25.0)]
         min_poll_wall_ms: f64,
+    },
+    /// Export the evidence bundle of one enterprise and window (line-oriented,
+    /// format 2 of docs/specs/evidence.md), streamed from the store.
+    ExportBundle {
+        #[arg(long)]
+        config: PathBuf,
+        /// The enterprise (unified social credit code).
+        #[arg(long)]
+        enterprise: String,
+        /// Window start, RFC 3339 with offset (2026-01-01T00:00:00+08:00) or Unix seconds.
+        #[arg(long)]
+        start: String,
+        /// Window end (exclusive), same forms.
+        #[arg(long)]
+        end: String,
+        /// The evidence log's key file (created when missing); default: evidence-log.key beside the database.
+        #[arg(long)]
+        log_key_file: Option<PathBuf>,
+        /// The log's origin line in checkpoints.
+        #[arg(long, default_value = "shuzhuan/evidence")]
+        origin: String,
+        /// The bundle file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Verify an evidence bundle offline (no database) against the log's public key.
     VerifyBundle {
@@ -358,16 +383,19 @@ fn main() -> anyhow::Result<()> {
             )?;
             // Reports accepted while no log hook was installed get their leaves now.
             log.backfill(&store)?;
-            let outcome = evidence::verify_claim(
+            let with = |ext: &str| PathBuf::from(format!("{}.{ext}", prefix.display()));
+            let bundle_path = with("bundle.jsonl");
+            let bundle_file = std::fs::File::create(&bundle_path)
+                .with_context(|| format!("creating {}", bundle_path.display()))?;
+            let outcome = evidence::verify_claim_writing(
                 &store,
                 &log,
                 &evidence::load_claim(&claim)?,
                 &evidence::load_policy(&policy)?,
+                Some(std::io::BufWriter::new(bundle_file)),
             )?;
-            let with = |ext: &str| PathBuf::from(format!("{}.{ext}", prefix.display()));
             std::fs::write(with("json"), serde_json::to_vec_pretty(&outcome.to_json())?)?;
             std::fs::write(with("html"), outcome.to_html())?;
-            std::fs::write(with("bundle.json"), outcome.bundle.to_json())?;
             for f in &outcome.judgement.figures {
                 writeln!(
                     out,
@@ -445,6 +473,57 @@ fn main() -> anyhow::Result<()> {
             };
             tokio::runtime::Runtime::new()?
                 .block_on(shuzhuan_aggregator::demo::run(args, &mut out))?;
+        }
+        Command::ExportBundle {
+            config,
+            enterprise,
+            start,
+            end,
+            log_key_file,
+            origin,
+            out: file,
+        } => {
+            use shuzhuan_aggregator::evidence;
+            let instant = |what: &str, v: &str| {
+                v.parse::<i64>()
+                    .ok()
+                    .or_else(|| shuzhuan_common::claim::parse_datetime(v))
+                    .with_context(|| {
+                        format!("--{what} `{v}` is neither Unix seconds nor a date-time with offset like 2026-01-01T00:00:00+08:00")
+                    })
+            };
+            let (start, end) = (instant("start", &start)?, instant("end", &end)?);
+            if end <= start {
+                bail!("--end is not after --start");
+            }
+            let enterprise = shuzhuan_common::credit_code::CreditCode::parse(&enterprise)
+                .with_context(|| format!("--enterprise `{enterprise}`"))?;
+            let (cfg, store) = open(&config)?;
+            let key_path =
+                log_key_file.unwrap_or_else(|| cfg.store_path.with_file_name("evidence-log.key"));
+            let log = evidence::EvidenceLog::open(
+                &store,
+                origin,
+                evidence::load_or_create_log_key(&key_path)?,
+            )?;
+            log.backfill(&store)?;
+            let f = std::fs::File::create(&file)
+                .with_context(|| format!("creating {}", file.display()))?;
+            let stats = evidence::export_bundle_to(
+                &store,
+                &log,
+                &enterprise,
+                start,
+                end,
+                std::io::BufWriter::with_capacity(1 << 20, f),
+            )?;
+            writeln!(
+                out,
+                "{}: {} reports; log public key: {}",
+                file.display(),
+                stats.entries,
+                log.public_key_b64()
+            )?;
         }
         Command::VerifyBundle { file, log_key } => {
             let verdict = shuzhuan_aggregator::evidence::verify_bundle_file(&file, &log_key)?;

@@ -13,7 +13,7 @@
 
 use crate::credit_code::CreditCode;
 use crate::evidence::figures::Figures;
-use crate::evidence::{Bundle, BundleVerdict};
+use crate::evidence::BundleVerdict;
 use crate::state::DeviceState;
 use crate::tomlpos::{self, Located};
 use serde::{Deserialize, Serialize};
@@ -152,6 +152,13 @@ fn unix_seconds(dt: &toml::value::Datetime) -> Option<i64> {
     Some(days * 86_400 + secs - offset_min * 60)
 }
 
+/// Unix seconds of an RFC 3339 date-time with a UTC offset
+/// (`2026-01-01T00:00:00+08:00`), as claim windows are written; `None` for
+/// anything else.
+pub fn parse_datetime(s: &str) -> Option<i64> {
+    unix_seconds(&s.parse::<toml::value::Datetime>().ok()?)
+}
+
 fn window(
     file: &str,
     text: &str,
@@ -261,6 +268,14 @@ impl Claim {
             }),
             _ => Err(errs),
         }
+    }
+
+    /// The windows whose figures a judgement needs: the claim's window and
+    /// its baseline, if any (pass them to the bundle verifier).
+    pub fn windows(&self) -> Vec<(i64, i64)> {
+        let mut w = vec![(self.window_start, self.window_end)];
+        w.extend(self.baseline);
+        w
     }
 
     /// The span the evidence must cover: the window and the baseline, if any.
@@ -632,13 +647,10 @@ fn intensity_kgce(f: &Figures, fs: &FactorSet) -> Result<(f64, Vec<String>), Str
     ))
 }
 
-/// Judges `claim` against a verified bundle under `policy`.
-pub fn judge(
-    claim: &Claim,
-    bundle: &Bundle,
-    verdict: &BundleVerdict,
-    policy: &ClaimPolicy,
-) -> ClaimJudgement {
+/// Judges `claim` against a verified bundle under `policy`. The verifier
+/// must have been asked for the figures of [`Claim::windows`]; a window it
+/// did not compute is reported as insufficient data.
+pub fn judge(claim: &Claim, verdict: &BundleVerdict, policy: &ClaimPolicy) -> ClaimJudgement {
     let rules = &policy.evidence;
     let fs_name = claim
         .factor_set
@@ -646,25 +658,28 @@ pub fn judge(
         .unwrap_or_else(|| policy.default_factor_set.clone());
     let fs = policy.factor_sets.get(&fs_name);
     let rec = policy.recognitions.get(&claim.recognition);
-    let f = Figures::compute(
-        &verdict.accepted,
-        claim.window_start,
-        claim.window_end,
-        &bundle.enrolments,
-    );
-    let covers = |s: i64, e: i64| bundle.window_start <= s && e <= bundle.window_end;
+    let computed = verdict.figures_for(claim.window_start, claim.window_end);
+    let f = computed.cloned().unwrap_or_else(|| Figures {
+        window_start: claim.window_start,
+        window_end: claim.window_end,
+        ..Figures::default()
+    });
+    let covers = |s: i64, e: i64| verdict.window_start <= s && e <= verdict.window_end;
     let base = claim
         .baseline
         .filter(|(s, e)| covers(*s, *e))
-        .map(|(s, e)| Figures::compute(&verdict.accepted, s, e, &bundle.enrolments));
+        .and_then(|(s, e)| verdict.figures_for(s, e).cloned());
 
     // Reasons that make every figure insufficient.
     let mut blockers = Vec::new();
-    if bundle.enterprise != claim.enterprise {
+    if verdict.enterprise != claim.enterprise {
         blockers.push(format!(
             "the evidence is for enterprise {}, the claim for {}",
-            bundle.enterprise, claim.enterprise
+            verdict.enterprise, claim.enterprise
         ));
+    }
+    if computed.is_none() {
+        blockers.push("the verifier did not compute the figures of the claim's window".to_owned());
     }
     if !covers(claim.window_start, claim.window_end) {
         blockers.push("the evidence does not cover the claim's window".to_owned());

@@ -1,8 +1,9 @@
-//! End-to-end tests: evidence. Synthetic signed reports go through the
-//! aggregator's store with the evidence log as its accept hook; bundles are
-//! exported, verified in Rust and by the independent Python checker
-//! (`tests/peers/py/verify_bundle.py`), tampered with in six ways, and
-//! claims are judged into JSON and a self-contained HTML report.
+//! End-to-end tests: evidence. Synthetic signed reports, and reports built
+//! from a generated city's ground truth, go through the aggregator's store
+//! with the evidence log as its accept hook; bundles are exported in the
+//! line-oriented format, verified in Rust and by the independent Python
+//! checker (`tests/peers/py/verify_bundle.py`), tampered with in six ways,
+//! and claims are judged into JSON and a self-contained HTML report.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -12,7 +13,7 @@ use shuzhuan_aggregator::evidence::{self, EvidenceLog};
 use shuzhuan_aggregator::store::{NoHook, SqliteStore, Store};
 use shuzhuan_common::claim::{Claim, ClaimPolicy, Verdict};
 use shuzhuan_common::credit_code::CreditCode;
-use shuzhuan_common::evidence::{verify_bundle, Bundle, ProblemKind};
+use shuzhuan_common::evidence::{verify_bundle, verify_bundle_stream, Bundle, ProblemKind};
 use shuzhuan_common::inventory::{Device, DeviceKind, IndustryType, Inventory, KeyProcess};
 use shuzhuan_common::registry::{County, CountyKind, DeclaredRates, Enterprise, IndustryChain};
 use shuzhuan_common::report::{
@@ -129,59 +130,89 @@ fn reports(
     windows: u64,
     p: Plant,
 ) -> Vec<(VerifiedReport, String)> {
-    let mut prev = Hash32::GENESIS;
-    let mut seq = 0;
-    let mut out = Vec::new();
-    for w in 0..windows {
-        if p.outage.is_some_and(|(a, b)| w >= a && w < b) {
-            continue;
+    Gen::new(agent, ent, key, p).windows(0, windows)
+}
+
+/// One agent's report chain, generated a slice at a time so a year never
+/// sits in memory.
+struct Gen {
+    agent: String,
+    ent: CreditCode,
+    key: SigningKey,
+    p: Plant,
+    prev: Hash32,
+    seq: u64,
+}
+
+impl Gen {
+    fn new(agent: &str, ent: &CreditCode, key: &SigningKey, p: Plant) -> Gen {
+        Gen {
+            agent: agent.to_owned(),
+            ent: ent.clone(),
+            key: key.clone(),
+            p,
+            prev: Hash32::GENESIS,
+            seq: 0,
         }
-        seq += 1;
-        let start = T0 + w as i64 * WINDOW;
-        let summaries = (0..p.devices)
-            .map(|d| {
-                let mut s = StateSeconds::default();
-                s.add(DeviceState::Productive, p.productive);
-                s.add(DeviceState::Standby, WINDOW as u32 - p.productive);
-                WindowSummary {
-                    device_id: format!("{agent}-m{d}"),
-                    state_seconds: s,
-                    nc_seconds: p.productive,
-                    energy: vec![EnergyDelta {
-                        meter: format!("{agent}-e{d}"),
-                        carrier: "electricity".into(),
-                        quantity: p.kwh,
-                        unit: "kWh".into(),
-                        method: EnergyMethod::Counter,
-                        exported: 0.0,
-                    }],
-                    parts: Some(u64::from(p.productive / 60)),
-                    samples_expected: 900,
-                    samples_received: 900,
-                    flags: vec![],
-                }
-            })
-            .collect();
-        let r = Report {
-            schema: SCHEMA_VERSION,
-            agent_id: agent.into(),
-            enterprise: ent.clone(),
-            seq,
-            prev_hash: prev,
-            window_start: start,
-            window_end: start + WINDOW,
-            created_at: start + WINDOW + 2,
-            inventory: (w % 96 == 0).then(|| inventory(agent, p.devices)),
-            summaries,
-        };
-        let (signed, h) = r.sign(key);
-        prev = h;
-        out.push((
-            signed.verify(&key.verifying_key()).unwrap(),
-            signed.signature,
-        ));
     }
-    out
+
+    /// The signed reports of windows `from..to` (continuing the chain).
+    fn windows(&mut self, from: u64, to: u64) -> Vec<(VerifiedReport, String)> {
+        let (agent, ent, key, p) = (self.agent.as_str(), &self.ent, &self.key, self.p);
+        let (mut prev, mut seq) = (self.prev, self.seq);
+        let mut out = Vec::new();
+        for w in from..to {
+            if p.outage.is_some_and(|(a, b)| w >= a && w < b) {
+                continue;
+            }
+            seq += 1;
+            let start = T0 + w as i64 * WINDOW;
+            let summaries = (0..p.devices)
+                .map(|d| {
+                    let mut s = StateSeconds::default();
+                    s.add(DeviceState::Productive, p.productive);
+                    s.add(DeviceState::Standby, WINDOW as u32 - p.productive);
+                    WindowSummary {
+                        device_id: format!("{agent}-m{d}"),
+                        state_seconds: s,
+                        nc_seconds: p.productive,
+                        energy: vec![EnergyDelta {
+                            meter: format!("{agent}-e{d}"),
+                            carrier: "electricity".into(),
+                            quantity: p.kwh,
+                            unit: "kWh".into(),
+                            method: EnergyMethod::Counter,
+                            exported: 0.0,
+                        }],
+                        parts: Some(u64::from(p.productive / 60)),
+                        samples_expected: 900,
+                        samples_received: 900,
+                        flags: vec![],
+                    }
+                })
+                .collect();
+            let r = Report {
+                schema: SCHEMA_VERSION,
+                agent_id: agent.into(),
+                enterprise: ent.clone(),
+                seq,
+                prev_hash: prev,
+                window_start: start,
+                window_end: start + WINDOW,
+                created_at: start + WINDOW + 2,
+                inventory: (w % 96 == 0).then(|| inventory(agent, p.devices)),
+                summaries,
+            };
+            let (signed, h) = r.sign(key);
+            prev = h;
+            out.push((
+                signed.verify(&key.verifying_key()).unwrap(),
+                signed.signature,
+            ));
+        }
+        (self.prev, self.seq) = (prev, seq);
+        out
+    }
 }
 
 /// Ingests every agent's reports, interleaved in batches as agents ship them.
@@ -234,11 +265,15 @@ fn city(dir: &Path, outage: Option<(u64, u64)>) -> (SqliteStore, EvidenceLog) {
 
 fn python_check(bundle: &Bundle, dir: &Path, name: &str) -> (i32, Value) {
     let path = dir.join(name);
-    std::fs::write(&path, bundle.to_json()).unwrap();
+    std::fs::write(&path, bundle.to_lines()).unwrap();
+    python_check_file(&path)
+}
+
+fn python_check_file(path: &Path) -> (i32, Value) {
     let script = shuzhuan_tests::repo_root().join("tests/peers/py/verify_bundle.py");
     let out = Command::new(shuzhuan_tests::python())
         .arg(&script)
-        .arg(&path)
+        .arg(path)
         .arg("--log-key")
         .arg(verifying_key_to_b64(&log_key().verifying_key()))
         .output()
@@ -265,8 +300,12 @@ fn py_kinds(v: &Value) -> Vec<String> {
     k
 }
 
+/// The problem kinds the streaming verifier finds in the line form of `b`
+/// (checked against the in-memory verifier).
 fn rust_kinds(b: &Bundle) -> Vec<String> {
-    let v = verify_bundle(b, &log_key().verifying_key());
+    let key = log_key().verifying_key();
+    let v = verify_bundle_stream(b.to_lines().as_slice(), &key, &[]).unwrap();
+    assert_eq!(v.problems, verify_bundle(b, &key).problems);
     let mut k: Vec<String> = v
         .problems
         .iter()
@@ -425,12 +464,35 @@ fn claims_are_judged_into_json_and_a_self_contained_html_report() {
     assert!((u.measured.unwrap() - 200.0 / 3.0).abs() < 1e-9);
     assert!(out.to_html().contains("66.67 %"));
 
-    // The offline path: the bundle written to a file and checked with the
-    // log's public key alone.
-    let file = shuzhuan_tests::artifacts().join("evidence-bundle.json");
-    std::fs::write(&file, out.bundle.to_json()).unwrap();
+    // The offline path: the bundle streamed to a file and checked with the
+    // log's public key alone, in Rust and in Python; the older one-document
+    // form is still read.
+    let file = shuzhuan_tests::artifacts().join("evidence-bundle.jsonl");
+    let stats = evidence::export_bundle_to(
+        &s,
+        &log,
+        &code(1),
+        T0,
+        T0 + DAY as i64 * WINDOW,
+        std::fs::File::create(&file).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stats.entries, 2 * DAY);
+    assert!(
+        stats.proof_nodes_reused > 2 * stats.proof_nodes_written,
+        "{stats:?}"
+    );
     let v = evidence::verify_bundle_file(&file, &log.public_key_b64()).unwrap();
-    assert!(v.ok);
+    assert!(v.ok, "{:?}", v.problems);
+    assert_eq!(v.reports_accepted, 2 * DAY);
+    let (status, py) = python_check_file(&file);
+    assert_eq!(status, 0, "{py}");
+    assert_eq!(py["figures"]["reports"], 2 * DAY);
+    let v1 = dir.path().join("v1.json");
+    let b = evidence::export_bundle(&s, &log, &code(1), T0, T0 + DAY as i64 * WINDOW).unwrap();
+    std::fs::write(&v1, b.to_json()).unwrap();
+    let old = evidence::verify_bundle_file(&v1, &log.public_key_b64()).unwrap();
+    assert!(old.ok && old.figures == v.figures);
     let wrong = verifying_key_to_b64(&agent_key(1).verifying_key());
     assert!(
         evidence::verify_bundle_file(&file, &wrong)
@@ -474,16 +536,59 @@ fn reports_accepted_before_the_log_existed_are_backfilled() {
     assert!(v.problems.iter().all(|p| p.kind != ProblemKind::Chain));
 }
 
+/// Resets this process's peak RSS (Linux `clear_refs` 5), so the next
+/// [`peak_rss_mb`] reads the peak of one phase. False when not possible.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// This process's peak RSS (`VmHWM`) in MB, when readable.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs `f`, printing its wall time and peak RSS under `name`.
+fn phase<T>(name: &str, f: impl FnOnce() -> T) -> (T, std::time::Duration) {
+    let reset = reset_peak_rss();
+    let t = Instant::now();
+    let out = f();
+    let took = t.elapsed();
+    let rss = peak_rss_mb().map_or_else(|| "?".to_owned(), |m| format!("{m:.0}"));
+    eprintln!(
+        "evidence bench: {name}: {:.2} s, peak RSS {rss} MB{}",
+        took.as_secs_f64(),
+        if reset {
+            ""
+        } else {
+            " (whole process: clear_refs refused)"
+        }
+    );
+    (out, took)
+}
+
+fn env_days(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|d| d.parse().ok())
+}
+
 /// The benchmark of `docs/bench/evidence.md`: an enterprise of 200 devices
 /// (10 gateways × 20 devices) for `SHUZHUAN_EVIDENCE_BENCH_DAYS` days
-/// (default 1, so the suite stays fast) of 96 windows a day: ingest with the
-/// log, export, verify the bundle, judge a claim. Prints the timings.
+/// (default 1, so the suite stays fast) of 96 windows a day, generated and
+/// ingested a day at a time with the log as accept hook. Then, streaming:
+/// export the line-oriented bundle to a file, verify the file, verify a
+/// claim (export + verify + judge without a file). Baseline in the same run:
+/// the whole-document format 1 in memory (export into memory, serialize,
+/// parse, verify) over `SHUZHUAN_EVIDENCE_BENCH_BASELINE_DAYS` (default:
+/// the span, at most 30 days), and the streaming path over the same span.
+/// Prints wall time and per-phase peak RSS.
 #[test]
 fn bench_enterprise_of_200_devices() {
-    let days: u64 = std::env::var("SHUZHUAN_EVIDENCE_BENCH_DAYS")
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(1);
+    let days = env_days("SHUZHUAN_EVIDENCE_BENCH_DAYS").unwrap_or(1);
+    let base_days = env_days("SHUZHUAN_EVIDENCE_BENCH_BASELINE_DAYS")
+        .unwrap_or(days.min(30))
+        .min(days);
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir.path().join("agg.db"), 10);
     let log = EvidenceLog::open(&s, ORIGIN, log_key()).unwrap();
@@ -492,36 +597,41 @@ fn bench_enterprise_of_200_devices() {
         devices: 20,
         ..PLANT
     };
+    let trusted = log_key().verifying_key();
 
-    let t = Instant::now();
-    let chains: Vec<_> = (0..10u8)
-        .map(|i| {
-            let agent = format!("gw-1-{i}");
-            let c = reports(&agent, &code(1), &agent_key(10 + i), windows, plant);
-            (agent, c)
-        })
-        .collect();
-    let generate = t.elapsed();
-    let t = Instant::now();
-    ingest_all(&s, &log, &chains);
-    drop(chains);
-    let ingest = t.elapsed();
+    phase("generate + ingest with the log (a day at a time)", || {
+        let mut gens: Vec<Gen> = (0..10u8)
+            .map(|i| Gen::new(&format!("gw-1-{i}"), &code(1), &agent_key(10 + i), plant))
+            .collect();
+        for day in 0..days {
+            for g in &mut gens {
+                let batch = g.windows(day * DAY, (day + 1) * DAY);
+                s.ingest_batch(&g.agent, &batch, T0 + 400 * 86_400, 8 * 3600, &log)
+                    .unwrap();
+            }
+        }
+    });
 
     let end = T0 + windows as i64 * WINDOW;
-    let t = Instant::now();
-    let b = evidence::export_bundle(&s, &log, &code(1), T0, end).unwrap();
-    let export = t.elapsed();
-    let t = Instant::now();
-    let json = b.to_json();
-    let serialize = t.elapsed();
-    // Kept for timing the Python checker on the same bundle.
-    if let Some(path) = std::env::var_os("SHUZHUAN_EVIDENCE_BENCH_OUT") {
-        std::fs::write(path, &json).unwrap();
-    }
-    let t = Instant::now();
-    let parsed = Bundle::from_json(&json).unwrap();
-    let v = verify_bundle(&parsed, &log_key().verifying_key());
-    let verify = t.elapsed();
+    let file = std::env::var_os("SHUZHUAN_EVIDENCE_BENCH_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("bundle.jsonl"));
+    let (stats, _) = phase("export (stream to file)", || {
+        let f = std::fs::File::create(&file).unwrap();
+        evidence::export_bundle_to(
+            &s,
+            &log,
+            &code(1),
+            T0,
+            end,
+            std::io::BufWriter::with_capacity(1 << 20, f),
+        )
+        .unwrap()
+    });
+    let bytes = std::fs::metadata(&file).unwrap().len();
+    let (v, _) = phase("verify-bundle (stream from file)", || {
+        evidence::verify_bundle_file(&file, &log.public_key_b64()).unwrap()
+    });
     assert!(v.ok, "{:?}", v.problems.first());
     assert_eq!(v.figures.devices_reporting, 200);
     assert_eq!(v.reports_accepted, 10 * windows);
@@ -532,19 +642,71 @@ fn bench_enterprise_of_200_devices() {
         toml_utc(end)
     );
     let c = Claim::parse("bench.toml", &text).unwrap();
-    let t = Instant::now();
-    let out = evidence::verify_claim(&s, &log, &c, &policy()).unwrap();
-    let claim = t.elapsed();
+    let (out, _) = phase("verify-claim (export + verify + judge, streamed)", || {
+        evidence::verify_claim(&s, &log, &c, &policy()).unwrap()
+    });
     assert!(out
         .judgement
         .figures
         .iter()
         .all(|f| f.verdict == Verdict::Supported));
+    let full = stats.proof_nodes_written + stats.proof_nodes_reused;
     eprintln!(
-        "evidence bench: days={days} reports={} summaries={} generate={generate:?} ingest+log={ingest:?} export={export:?} serialize={serialize:?} parse+verify={verify:?} verify-claim(export+verify+judge)={claim:?} bundle_bytes={}",
+        "evidence bench: days={days} reports={} summaries={} bundle_bytes={bytes} ({:.1} MB, {:.0} B/report) proof nodes: {} written of {full} ({:.1} %), full paths would add {:.1} MB",
         10 * windows,
         200 * windows,
-        json.len()
+        bytes as f64 / 1e6,
+        bytes as f64 / (10 * windows) as f64,
+        stats.proof_nodes_written,
+        100.0 * stats.proof_nodes_written as f64 / full.max(1) as f64,
+        stats.proof_nodes_reused as f64 * 67.0 / 1e6
+    );
+
+    // Baseline in the same run: format 1, the whole document in memory, and
+    // the streaming path, both over `base_days`.
+    let base_end = T0 + (base_days * DAY) as i64 * WINDOW;
+    let ((), t_old) = phase(
+        &format!(
+            "baseline format 1 in memory, {base_days} days: export + serialize + parse + verify"
+        ),
+        || {
+            let b = evidence::export_bundle(&s, &log, &code(1), T0, base_end).unwrap();
+            let json = b.to_json();
+            drop(b);
+            let parsed = Bundle::from_json(&json).unwrap();
+            let v = verify_bundle(&parsed, &trusted);
+            assert!(v.ok);
+            eprintln!(
+                "evidence bench: format 1, {base_days} days: {} bytes",
+                json.len()
+            );
+        },
+    );
+    let base_file = dir.path().join("base.jsonl");
+    let ((), t_new) = phase(
+        &format!("format 2 streamed, {base_days} days: export to file + verify file"),
+        || {
+            let f = std::fs::File::create(&base_file).unwrap();
+            evidence::export_bundle_to(
+                &s,
+                &log,
+                &code(1),
+                T0,
+                base_end,
+                std::io::BufWriter::with_capacity(1 << 20, f),
+            )
+            .unwrap();
+            let v = evidence::verify_bundle_file(&base_file, &log.public_key_b64()).unwrap();
+            assert!(v.ok);
+            eprintln!(
+                "evidence bench: format 2, {base_days} days: {} bytes",
+                std::fs::metadata(&base_file).unwrap().len()
+            );
+        },
+    );
+    eprintln!(
+        "evidence bench: time format 2 / format 1 over {base_days} days: {:.2}",
+        t_new.as_secs_f64() / t_old.as_secs_f64()
     );
 }
 

@@ -2,6 +2,8 @@
 //! store ([`log`]), evidence-bundle export for one enterprise and window,
 //! claim verification producing JSON and a printable HTML report
 //! ([`html`]), and offline bundle verification that needs no database.
+//! Exports and verification stream: reports are read from SQLite in leaf
+//! order and written or checked one at a time ([`export_each`]).
 //!
 //! Wiring (done by the lead in `server.rs`/`main.rs`): open an
 //! [`EvidenceLog`] over the `SqliteStore`, call [`EvidenceLog::backfill`] once
@@ -21,10 +23,12 @@ use serde::Serialize;
 use shuzhuan_common::claim::{judge, Claim, ClaimJudgement, ClaimPolicy};
 use shuzhuan_common::credit_code::CreditCode;
 use shuzhuan_common::evidence::{
-    build_bundle, verify_bundle, Bundle, BundleScope, BundleVerdict, Enrolment,
+    sign_enrolments, verify_bundle_stream, Bundle, BundleHeader, BundleVerdict, BundleWriter,
+    Enrolment, Entry, StreamVerifier, BUNDLE_FORMAT,
 };
 use shuzhuan_common::report::{verifying_key_from_b64, SignedReport};
 use shuzhuan_common::tomlpos::Located;
+use std::io::Write;
 use std::path::Path;
 
 /// Why an evidence operation failed.
@@ -54,28 +58,42 @@ pub enum EvidenceError {
     NoAgents(String),
     #[error(transparent)]
     Bundle(#[from] shuzhuan_common::evidence::BundleError),
+    #[error("writing the bundle: {source}")]
+    Write { source: std::io::Error },
     #[error(transparent)]
     Merkle(#[from] shuzhuan_common::merkle::MerkleError),
 }
 
-/// Exports the evidence bundle of `enterprise` for `start..end`: every
-/// logged report of the enterprise whose window lies inside, with inclusion
-/// proofs against a freshly signed checkpoint.
-pub fn export_bundle(
+/// One piece of an export, in order: the header, then the entries.
+#[derive(Debug, Clone, Copy)]
+pub enum Piece<'a> {
+    Header(&'a BundleHeader),
+    Entry(&'a Entry),
+}
+
+/// Exports the evidence of `enterprise` for `start..end` as a stream: signs
+/// a fresh checkpoint, hands `sink` the header, then reads the logged
+/// reports of the enterprise whose window lies inside from SQLite in leaf
+/// order and hands it each, with its inclusion proof, as it is read.
+/// Nothing but the Merkle tree is held in memory. Returns the number of
+/// entries.
+pub fn export_each(
     store: &SqliteStore,
     log: &EvidenceLog,
     enterprise: &CreditCode,
     start: i64,
     end: i64,
-) -> Result<Bundle, EvidenceError> {
+    mut sink: impl FnMut(Piece<'_>) -> Result<(), EvidenceError>,
+) -> Result<u64, EvidenceError> {
     let (tree, checkpoint) = log.checkpoint(store)?;
-    let (enrolments, entries) = store.with_read(|c| {
+    let size = checkpoint.checkpoint.size;
+    let enrolments = store.with_read(|c| {
         let mut st = c.prepare(
             "SELECT a.agent_id, k.public_key, k.added_at, COALESCE(k.revoked_at, a.revoked_at)
              FROM agents a JOIN agent_keys k ON k.agent_id = a.agent_id
              WHERE a.enterprise = ?1 ORDER BY a.agent_id, k.added_at, k.public_key",
         )?;
-        let enrolments = st
+        let rows = st
             .query_map(params![enterprise.as_str()], |r| {
                 Ok(Enrolment {
                     agent_id: r.get(0)?,
@@ -86,6 +104,26 @@ pub fn export_bundle(
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    })?;
+    if enrolments.is_empty() {
+        return Err(EvidenceError::NoAgents(enterprise.to_string()));
+    }
+    let enrolments_signature = sign_enrolments(log.key(), enterprise, size, &enrolments);
+    let header = BundleHeader {
+        format: BUNDLE_FORMAT.to_owned(),
+        enterprise: enterprise.clone(),
+        window_start: start,
+        window_end: end,
+        log_public_key: log.public_key_b64(),
+        checkpoint,
+        enrolments,
+        enrolments_signature,
+    };
+    sink(Piece::Header(&header))?;
+    // The callback's own error, carried out of the read closure.
+    let mut failed: Option<EvidenceError> = None;
+    let count = store.with_read(|c| {
         let mut st = c.prepare(
             "SELECT l.leaf_index, r.payload, r.signature FROM reports r
              JOIN evidence_leaves l ON l.agent_id = r.agent_id AND l.seq = r.seq
@@ -93,48 +131,122 @@ pub fn export_bundle(
                AND l.leaf_index < ?4
              ORDER BY l.leaf_index",
         )?;
-        let entries = st
-            .query_map(
-                params![
-                    enterprise.as_str(),
-                    start,
-                    end,
-                    checkpoint.checkpoint.size as i64
-                ],
-                |r| {
-                    let payload: Vec<u8> = r.get(1)?;
-                    Ok((
-                        r.get::<_, i64>(0)? as u64,
-                        SignedReport {
-                            payload: B64.encode(payload),
-                            signature: r.get(2)?,
-                        },
-                    ))
+        let mut rows = st.query(params![enterprise.as_str(), start, end, size as i64])?;
+        let mut count = 0u64;
+        while let Some(r) = rows.next()? {
+            let leaf_index = r.get::<_, i64>(0)? as u64;
+            let payload: Vec<u8> = r.get(1)?;
+            let entry = Entry {
+                leaf_index,
+                report: SignedReport {
+                    payload: B64.encode(payload),
+                    signature: r.get(2)?,
                 },
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((enrolments, entries))
+                inclusion_proof: match tree.inclusion_proof(leaf_index, size) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        failed = Some(e.into());
+                        break;
+                    }
+                },
+            };
+            if let Err(e) = sink(Piece::Entry(&entry)) {
+                failed = Some(e);
+                break;
+            }
+            count += 1;
+        }
+        Ok(count)
     })?;
-    if enrolments.is_empty() {
-        return Err(EvidenceError::NoAgents(enterprise.to_string()));
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(count),
     }
-    let scope = BundleScope {
-        enterprise: enterprise.clone(),
-        window_start: start,
-        window_end: end,
-        enrolments,
-    };
-    Ok(build_bundle(scope, &tree, log.key(), checkpoint, entries)?)
 }
 
-/// A verified claim: the judgement, the verdict on its evidence, and the
-/// evidence itself (to file beside the report).
+/// Exports the evidence bundle of `enterprise` for `start..end` in memory
+/// (for short windows and tests; long windows use [`export_bundle_to`]).
+pub fn export_bundle(
+    store: &SqliteStore,
+    log: &EvidenceLog,
+    enterprise: &CreditCode,
+    start: i64,
+    end: i64,
+) -> Result<Bundle, EvidenceError> {
+    let mut head = None;
+    let mut entries = Vec::new();
+    export_each(store, log, enterprise, start, end, |p| {
+        match p {
+            Piece::Header(h) => head = Some(h.clone()),
+            Piece::Entry(e) => entries.push(e.clone()),
+        }
+        Ok(())
+    })?;
+    let h = head.expect("export_each always yields a header");
+    Ok(Bundle {
+        format: h.format,
+        enterprise: h.enterprise,
+        window_start: h.window_start,
+        window_end: h.window_end,
+        log_public_key: h.log_public_key,
+        checkpoint: h.checkpoint,
+        enrolments: h.enrolments,
+        enrolments_signature: h.enrolments_signature,
+        entries,
+    })
+}
+
+/// Writes the line-oriented bundle (format 2) of `enterprise` for
+/// `start..end` to `out` as the reports are read. Returns the number of
+/// entries and the audit-path nodes written and saved by reuse.
+pub fn export_bundle_to<W: Write>(
+    store: &SqliteStore,
+    log: &EvidenceLog,
+    enterprise: &CreditCode,
+    start: i64,
+    end: i64,
+    out: W,
+) -> Result<ExportStats, EvidenceError> {
+    let mut writer: Option<BundleWriter<W>> = None;
+    let mut out = Some(out);
+    let io = |source| EvidenceError::Write { source };
+    let entries = export_each(store, log, enterprise, start, end, |p| match p {
+        Piece::Header(h) => {
+            let w = out.take().expect("one header");
+            writer = Some(BundleWriter::new(w, h).map_err(io)?);
+            Ok(())
+        }
+        Piece::Entry(e) => writer
+            .as_mut()
+            .expect("the header comes first")
+            .entry(e)
+            .map_err(io),
+    })?;
+    let w = writer.expect("export_each always yields a header");
+    let stats = ExportStats {
+        entries,
+        proof_nodes_written: w.proof_nodes_written,
+        proof_nodes_reused: w.proof_nodes_reused,
+    };
+    w.finish().map_err(io)?;
+    Ok(stats)
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExportStats {
+    pub entries: u64,
+    /// Audit-path nodes written into the file.
+    pub proof_nodes_written: u64,
+    /// Audit-path nodes left out because the previous line's path had them.
+    pub proof_nodes_reused: u64,
+}
+
+/// A verified claim: the judgement and the verdict on its evidence.
 #[derive(Debug, Serialize)]
 pub struct ClaimOutcome {
     pub judgement: ClaimJudgement,
     pub evidence: BundleVerdict,
-    #[serde(skip)]
-    pub bundle: Bundle,
 }
 
 impl ClaimOutcome {
@@ -167,35 +279,74 @@ fn read(path: &Path) -> Result<String, EvidenceError> {
     })
 }
 
-/// Verifies a claim against the store: exports the bundle for the claim's
-/// window (and baseline), verifies it exactly as an evaluator would, with
-/// the log's public key, and judges each claimed figure.
+/// Verifies a claim against the store: exports the evidence for the
+/// claim's window (and baseline) and verifies it exactly as an evaluator
+/// would, with the log's public key, entry by entry as it is read (nothing
+/// is kept but the figures), then judges each claimed figure.
 pub fn verify_claim(
     store: &SqliteStore,
     log: &EvidenceLog,
     claim: &Claim,
     policy: &ClaimPolicy,
 ) -> Result<ClaimOutcome, EvidenceError> {
+    verify_claim_writing(store, log, claim, policy, None::<std::io::Sink>)
+}
+
+/// [`verify_claim`], also writing the bundle (format 2) to `bundle_out`
+/// while it is verified, so the evaluator can file it beside the report.
+pub fn verify_claim_writing<W: Write>(
+    store: &SqliteStore,
+    log: &EvidenceLog,
+    claim: &Claim,
+    policy: &ClaimPolicy,
+    bundle_out: Option<W>,
+) -> Result<ClaimOutcome, EvidenceError> {
     let (start, end) = claim.evidence_span();
-    let bundle = export_bundle(store, log, &claim.enterprise, start, end)?;
-    let evidence = verify_bundle(&bundle, &log.key().verifying_key());
-    let judgement = judge(claim, &bundle, &evidence, policy);
+    let trusted = log.key().verifying_key();
+    let windows = claim.windows();
+    let mut verifier: Option<StreamVerifier> = None;
+    let mut writer: Option<BundleWriter<W>> = None;
+    let mut out = bundle_out;
+    let io = |source| EvidenceError::Write { source };
+    export_each(store, log, &claim.enterprise, start, end, |p| {
+        match p {
+            Piece::Header(h) => {
+                verifier = Some(StreamVerifier::new(h.clone(), &trusted, &windows));
+                if let Some(w) = out.take() {
+                    writer = Some(BundleWriter::new(w, h).map_err(io)?);
+                }
+            }
+            Piece::Entry(e) => {
+                if let Some(w) = writer.as_mut() {
+                    w.entry(e).map_err(io)?;
+                }
+                verifier.as_mut().expect("the header comes first").entry(e);
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(w) = writer {
+        w.finish().map_err(io)?;
+    }
+    let evidence = verifier
+        .expect("export_each always yields a header")
+        .finish();
+    let judgement = judge(claim, &evidence, policy);
     Ok(ClaimOutcome {
         judgement,
         evidence,
-        bundle,
     })
 }
 
-/// Verifies a bundle file offline against a trusted log key (base64), with
-/// no database.
+/// Verifies a bundle file (either format) offline against a trusted log
+/// key (base64), with no database, reading it one line at a time.
 pub fn verify_bundle_file(path: &Path, log_key_b64: &str) -> Result<BundleVerdict, EvidenceError> {
     let key = verifying_key_from_b64(log_key_b64)
         .ok_or_else(|| EvidenceError::BadPublicKey(log_key_b64.to_owned()))?;
-    let bytes = std::fs::read(path).map_err(|source| EvidenceError::Read {
+    let file = std::fs::File::open(path).map_err(|source| EvidenceError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    let bundle = Bundle::from_json(&bytes)?;
-    Ok(verify_bundle(&bundle, &key))
+    let input = std::io::BufReader::with_capacity(1 << 20, file);
+    Ok(verify_bundle_stream(input, &key, &[])?)
 }

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::evidence::fixture::*;
-use crate::evidence::verify_bundle;
+use crate::evidence::verify_bundle_windows;
 
 const POLICY: &str = include_str!("../../../config/claims/thresholds.toml");
 const N: u64 = 24;
@@ -24,8 +24,8 @@ fn claim(figures: &str) -> Claim {
 fn judged(claim: &Claim, plant: &Plant) -> ClaimJudgement {
     let w = world(N, plant);
     let b = w.bundle(N);
-    let v = verify_bundle(&b, &log_key().verifying_key());
-    judge(claim, &b, &v, &policy())
+    let v = verify_bundle_windows(&b, &log_key().verifying_key(), &claim.windows());
+    judge(claim, &v, &policy())
 }
 
 fn only(j: &ClaimJudgement, k: FigureKind) -> &FigureJudgement {
@@ -117,8 +117,8 @@ fn tampered_evidence_gives_insufficient_data() {
     let w = world(N, &Plant::default());
     let mut b = w.bundle(N);
     b.entries.remove(7);
-    let v = verify_bundle(&b, &log_key().verifying_key());
-    let j = judge(&c, &b, &v, &policy());
+    let v = verify_bundle_windows(&b, &log_key().verifying_key(), &c.windows());
+    let j = judge(&c, &v, &policy());
     let u = only(&j, FigureKind::UtilisationPct);
     assert_eq!(u.verdict, Verdict::InsufficientData);
     assert!(u.why[0].contains("Chain"), "{:?}", u.why);

@@ -8,12 +8,15 @@
 //! key process counts as NC) are derived from them in `crate::claim`, with
 //! the parameters from `config/claims/thresholds.toml`.
 //!
-//! The indicator engine (`crate::indicators`) is not filled in yet; when it
-//! is, the rate arithmetic in `crate::claim` should call it instead.
+//! [`FiguresBuilder`] accumulates them report by report (per-device,
+//! per-carrier and per-agent totals only), so a bundle of any length is
+//! verified in bounded memory. The indicator engine's
+//! `crate::indicators::rates::MeasuredData` accumulates the same per-device
+//! totals from an iterator; the claim arithmetic could move onto it.
 
 use super::Enrolment;
 use crate::inventory::Inventory;
-use crate::report::VerifiedReport;
+use crate::report::{Report, VerifiedReport};
 use crate::state::DeviceState;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,69 +120,141 @@ impl Figures {
         end: i64,
         enrolments: &[Enrolment],
     ) -> Figures {
-        let inside: Vec<&VerifiedReport> = reports
-            .iter()
-            .filter(|r| r.report.window_start >= start && r.report.window_end <= end)
-            .collect();
-        let mut f = Figures {
-            window_start: start,
-            window_end: end,
-            ..Figures::default()
+        let mut b = FiguresBuilder::new(start, end, enrolments);
+        for r in reports {
+            b.add(&r.report);
+        }
+        b.finish()
+    }
+
+    fn note_gap(&mut self, agent: &str, start: i64, end: i64) {
+        self.uncovered_count += 1;
+        if self.uncovered.len() < MAX_LISTED_GAPS {
+            self.uncovered.push(Uncovered {
+                agent_id: agent.to_owned(),
+                start,
+                end,
+            });
+        }
+    }
+}
+
+/// Accumulates the figures of one window report by report, so a bundle can
+/// be verified as a stream: it keeps per-device and per-carrier totals, one
+/// inventory and a few merged time spans per agent, never the reports.
+#[derive(Debug, Clone)]
+pub struct FiguresBuilder {
+    start: i64,
+    end: i64,
+    reports: u64,
+    agents: BTreeSet<String>,
+    /// Per agent, covered spans; adjacent or overlapping spans arriving in
+    /// time order are merged on the fly, so this stays as small as the gaps.
+    spans: BTreeMap<String, Vec<(i64, i64)>>,
+    devices: BTreeMap<String, DeviceFigures>,
+    energy: BTreeMap<(String, String), (f64, f64)>,
+    inventories: BTreeMap<String, (i64, Inventory)>,
+}
+
+impl FiguresBuilder {
+    /// An empty accumulator for `start..end` and these enrolled agents.
+    pub fn new(start: i64, end: i64, enrolments: &[Enrolment]) -> FiguresBuilder {
+        FiguresBuilder {
+            start,
+            end,
+            reports: 0,
+            agents: enrolments.iter().map(|e| e.agent_id.clone()).collect(),
+            spans: BTreeMap::new(),
+            devices: BTreeMap::new(),
+            energy: BTreeMap::new(),
+            inventories: BTreeMap::new(),
+        }
+    }
+
+    /// The window this accumulator sums.
+    pub fn window(&self) -> (i64, i64) {
+        (self.start, self.end)
+    }
+
+    /// Adds one verified report; a report not wholly inside the window is
+    /// ignored.
+    pub fn add(&mut self, r: &Report) {
+        if r.window_start < self.start || r.window_end > self.end {
+            return;
+        }
+        self.reports += 1;
+        let spans = match self.spans.get_mut(r.agent_id.as_str()) {
+            Some(s) => s,
+            None => self.spans.entry(r.agent_id.clone()).or_default(),
         };
-        f.reports = inside.len() as u64;
-
-        let agents: BTreeSet<&str> = enrolments.iter().map(|e| e.agent_id.as_str()).collect();
-        f.agents_enrolled = agents.len() as u64;
-        let len = (end - start).max(0) as u64;
-        f.expected_secs = len * f.agents_enrolled;
-
-        let mut spans: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
-        let mut devices: BTreeMap<&str, DeviceFigures> = BTreeMap::new();
-        let mut energy: BTreeMap<(&str, &str), (f64, f64)> = BTreeMap::new();
-        let mut inventories: BTreeMap<&str, (i64, &Inventory)> = BTreeMap::new();
-        for vr in &inside {
-            let r = &vr.report;
-            spans
-                .entry(r.agent_id.as_str())
-                .or_default()
-                .push((r.window_start, r.window_end));
-            if let Some(inv) = &r.inventory {
-                let slot = inventories
-                    .entry(r.agent_id.as_str())
-                    .or_insert((r.window_start, inv));
-                if r.window_start >= slot.0 {
-                    *slot = (r.window_start, inv);
-                }
+        match spans.last_mut() {
+            Some(last) if r.window_start >= last.0 && r.window_start <= last.1 => {
+                last.1 = last.1.max(r.window_end);
             }
-            for s in &r.summaries {
-                let d = devices
-                    .entry(s.device_id.as_str())
-                    .or_insert_with(|| DeviceFigures {
-                        device_id: s.device_id.clone(),
-                        ..DeviceFigures::default()
-                    });
-                for st in DeviceState::ALL {
-                    let v = u64::from(s.state_seconds.get(st));
-                    if v > 0 {
-                        *d.state_seconds.entry(st.as_str().to_owned()).or_default() += v;
-                    }
-                }
-                d.nc_seconds += u64::from(s.nc_seconds);
-                d.parts += s.parts.unwrap_or(0);
-                d.samples_expected += u64::from(s.samples_expected);
-                d.samples_received += u64::from(s.samples_received);
-                for e in &s.energy {
-                    let slot = energy
-                        .entry((e.carrier.as_str(), e.unit.as_str()))
-                        .or_default();
-                    slot.0 += e.quantity;
-                    slot.1 += e.exported;
+            _ => spans.push((r.window_start, r.window_end)),
+        }
+        if let Some(inv) = &r.inventory {
+            match self.inventories.get_mut(r.agent_id.as_str()) {
+                Some(slot) if r.window_start >= slot.0 => *slot = (r.window_start, inv.clone()),
+                Some(_) => {}
+                None => {
+                    self.inventories
+                        .insert(r.agent_id.clone(), (r.window_start, inv.clone()));
                 }
             }
         }
-        f.agents_reporting = spans.len() as u64;
+        for s in &r.summaries {
+            let d = match self.devices.get_mut(s.device_id.as_str()) {
+                Some(d) => d,
+                None => self
+                    .devices
+                    .entry(s.device_id.clone())
+                    .or_insert_with(|| DeviceFigures {
+                        device_id: s.device_id.clone(),
+                        ..DeviceFigures::default()
+                    }),
+            };
+            for st in DeviceState::ALL {
+                let v = u64::from(s.state_seconds.get(st));
+                if v > 0 {
+                    match d.state_seconds.get_mut(st.as_str()) {
+                        Some(x) => *x += v,
+                        None => {
+                            d.state_seconds.insert(st.as_str().to_owned(), v);
+                        }
+                    }
+                }
+            }
+            d.nc_seconds += u64::from(s.nc_seconds);
+            d.parts += s.parts.unwrap_or(0);
+            d.samples_expected += u64::from(s.samples_expected);
+            d.samples_received += u64::from(s.samples_received);
+            for e in &s.energy {
+                let slot = self
+                    .energy
+                    .entry((e.carrier.clone(), e.unit.clone()))
+                    .or_default();
+                slot.0 += e.quantity;
+                slot.1 += e.exported;
+            }
+        }
+    }
 
-        for agent in &agents {
+    /// The figures of the window.
+    pub fn finish(self) -> Figures {
+        let (start, end) = (self.start, self.end);
+        let mut f = Figures {
+            window_start: start,
+            window_end: end,
+            reports: self.reports,
+            ..Figures::default()
+        };
+        f.agents_enrolled = self.agents.len() as u64;
+        let len = (end - start).max(0) as u64;
+        f.expected_secs = len * f.agents_enrolled;
+        f.agents_reporting = self.spans.len() as u64;
+        let mut spans = self.spans;
+        for agent in &self.agents {
             let mut list = spans.remove(agent).unwrap_or_default();
             list.sort_unstable();
             let mut cursor = start;
@@ -202,7 +277,7 @@ impl Figures {
             f.covered_secs as f64 / f.expected_secs as f64
         };
 
-        for d in devices.values() {
+        for d in self.devices.values() {
             f.samples_expected += d.samples_expected;
             f.samples_received += d.samples_received;
             f.nc_seconds += d.nc_seconds;
@@ -211,21 +286,26 @@ impl Figures {
                 *f.state_seconds.entry(k.clone()).or_default() += v;
             }
         }
-        f.devices_seen = devices.len() as u64;
-        f.devices_reporting = devices.values().filter(|d| d.samples_received > 0).count() as u64;
-        f.devices = devices.into_values().collect();
-        f.energy = energy
+        f.devices_seen = self.devices.len() as u64;
+        f.devices_reporting = self
+            .devices
+            .values()
+            .filter(|d| d.samples_received > 0)
+            .count() as u64;
+        f.devices = self.devices.into_values().collect();
+        f.energy = self
+            .energy
             .into_iter()
-            .map(|((c, u), (q, x))| CarrierEnergy {
-                carrier: c.to_owned(),
-                unit: u.to_owned(),
-                quantity: q,
-                exported: x,
+            .map(|((carrier, unit), (quantity, exported))| CarrierEnergy {
+                carrier,
+                unit,
+                quantity,
+                exported,
             })
             .collect();
-        if !inventories.is_empty() {
+        if !self.inventories.is_empty() {
             let mut merged = Inventory::default();
-            for (_, inv) in inventories.into_values() {
+            for (_, inv) in self.inventories.into_values() {
                 for d in &inv.devices {
                     if !merged.devices.iter().any(|m| m.id == d.id) {
                         merged.devices.push(d.clone());
@@ -240,16 +320,5 @@ impl Figures {
             f.inventory = Some(merged);
         }
         f
-    }
-
-    fn note_gap(&mut self, agent: &str, start: i64, end: i64) {
-        self.uncovered_count += 1;
-        if self.uncovered.len() < MAX_LISTED_GAPS {
-            self.uncovered.push(Uncovered {
-                agent_id: agent.to_owned(),
-                start,
-                end,
-            });
-        }
     }
 }

@@ -13,8 +13,14 @@ fn kinds(v: &BundleVerdict) -> Vec<ProblemKind> {
     k
 }
 
+/// Verifies in memory and as a line-oriented stream; both must agree.
 fn verify(b: &Bundle) -> BundleVerdict {
-    verify_bundle(b, &log_key().verifying_key())
+    let key = log_key().verifying_key();
+    let v = verify_bundle(b, &key);
+    let lines = b.to_lines();
+    let streamed = verify_bundle_stream(lines.as_slice(), &key, &[]).unwrap();
+    assert_eq!(streamed, v, "streamed and in-memory verdicts differ");
+    v
 }
 
 /// Decodes, edits and re-signs entry `i`'s report with `key`.
@@ -46,9 +52,33 @@ fn honest_bundle_verifies_and_its_figures_are_recomputed() {
     assert_eq!(f.state_seconds["productive"], 600 * 6 * N);
     assert_eq!(f.parts, 10 * 6 * N);
     assert_eq!(f.inventory.as_ref().unwrap().devices.len(), 6);
-    // The JSON form round-trips to the same verdict.
+    // Both forms round-trip; the line form shares the top of the audit paths.
     let again = Bundle::from_json(&b.to_json()).unwrap();
+    assert_eq!(again.entries, b.entries);
+    assert_eq!(again.format, BUNDLE_FORMAT_V1);
+    let lines = b.to_lines();
+    let again = Bundle::read(lines.as_slice()).unwrap();
     assert_eq!(again, b);
+    assert_eq!(
+        verify_bundle_stream(b.to_json().as_slice(), &log_key().verifying_key(), &[])
+            .unwrap()
+            .figures,
+        v.figures
+    );
+    let full: usize = b.entries.iter().map(|e| e.inclusion_proof.len()).sum();
+    let mut w = BundleWriter::new(Vec::new(), &b.header()).unwrap();
+    for e in &b.entries {
+        w.entry(e).unwrap();
+    }
+    assert_eq!(
+        (w.proof_nodes_written + w.proof_nodes_reused) as usize,
+        full
+    );
+    assert!(
+        w.proof_nodes_written * 2 < full as u64,
+        "{}",
+        w.proof_nodes_written
+    );
 }
 
 #[test]
@@ -234,6 +264,77 @@ fn a_report_outside_the_window_is_refused() {
     let v = verify(&b);
     assert_eq!(kinds(&v), vec![ProblemKind::Window]);
     assert_eq!(v.problems.len(), 2);
+}
+
+fn stream(bytes: &[u8]) -> BundleVerdict {
+    verify_bundle_stream(bytes, &log_key().verifying_key(), &[]).unwrap()
+}
+
+fn lines_of(b: &Bundle) -> Vec<String> {
+    String::from_utf8(b.to_lines())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn join(lines: &[String]) -> Vec<u8> {
+    lines
+        .iter()
+        .flat_map(|l| format!("{l}\n").into_bytes())
+        .collect()
+}
+
+#[test]
+fn a_truncated_or_padded_line_bundle_is_untrusted() {
+    let w = world(N, &Plant::default());
+    let lines = lines_of(&w.bundle(N));
+    assert_eq!(lines.len() as u64, 2 * N + 2);
+    assert!(stream(&join(&lines)).ok);
+    // Cut at a line boundary: no trailer.
+    let v = stream(&join(&lines[..lines.len() - 3]));
+    assert!(
+        v.untrusted && kinds(&v) == vec![ProblemKind::Format],
+        "{:?}",
+        v.problems
+    );
+    // The last entry removed, trailer kept: the count does not match.
+    let mut short = lines.clone();
+    short.remove(lines.len() - 2);
+    let v = stream(&join(&short));
+    assert!(v.untrusted, "{:?}", v.problems);
+    // Text after the trailer.
+    let mut long = lines.clone();
+    long.push(lines[1].clone());
+    assert!(stream(&join(&long)).untrusted);
+    // A line that is not an entry is named, and the rest still checked.
+    let mut bad = lines.clone();
+    bad[3] = "{\"leaf_index\": \"x\"}".into();
+    let v = stream(&join(&bad));
+    assert_eq!(
+        v.problems[0].kind,
+        ProblemKind::Malformed,
+        "{:?}",
+        v.problems
+    );
+    assert!(v.problems[0].message.contains("line 4"), "{:?}", v.problems);
+    // The lines after it lose the path nodes they would have reused from it.
+    assert!(v.reports_accepted >= 2 * N - 3, "{}", v.reports_accepted);
+    // A header that is not one is an error, not a verdict.
+    assert!(verify_bundle_stream(&b"{}\n"[..], &log_key().verifying_key(), &[]).is_err());
+}
+
+#[test]
+fn a_wrong_proof_reuse_count_fails_inclusion() {
+    let w = world(N, &Plant::default());
+    let mut lines = lines_of(&w.bundle(N));
+    let mut e: serde_json::Value = serde_json::from_str(&lines[5]).unwrap();
+    let reuse = e["proof_reuse"].as_u64().unwrap();
+    assert!(reuse > 0, "{e}");
+    e["proof_reuse"] = (reuse - 1).into();
+    lines[5] = e.to_string();
+    let v = stream(&join(&lines));
+    assert_eq!(kinds(&v), vec![ProblemKind::Inclusion], "{:?}", v.problems);
 }
 
 mod properties {
