@@ -2,7 +2,8 @@
 // Protocol and reports, per page, what a person and a reviewer would check:
 // console errors and uncaught exceptions, every request the page made (so
 // the test can refuse any that leaves 127.0.0.1), the raw figures the page
-// shows (elements with data-key/data-value), and a full-page screenshot.
+// shows (elements with data-key/data-value), whether each chart has its
+// numbers in text or a table beside it, and a full-page screenshot.
 //
 // Usage: NODE_PATH=tests/peers/node/node_modules node dashboard_check.js \
 //          CHROMIUM OUT_DIR LOGIN_URL PAGE_URL...
@@ -105,7 +106,7 @@ async function main() {
       await visit(url);
       const { result } = await Runtime.evaluate({
         expression:
-          "JSON.stringify({values: Object.fromEntries([...document.querySelectorAll('[data-key]')].map(e => [e.dataset.key, e.dataset.value ?? e.textContent.trim()])), text_len: document.body.innerText.length, title: document.title, lang: document.documentElement.lang})",
+          "JSON.stringify({values: Object.fromEntries([...document.querySelectorAll('[data-key]')].map(e => [e.dataset.key, e.dataset.value ?? e.textContent.trim()])), text_len: document.body.innerText.length, title: document.title, lang: document.documentElement.lang, charts: [...document.querySelectorAll('svg')].map(svg => { const after = (el) => { for (let n = el.nextElementSibling; n && !/^H[1-3]$/.test(n.tagName); n = n.nextElementSibling) { if (n.tagName === 'TABLE' || n.querySelector('table')) return true; } return false; }; return {label: svg.getAttribute('aria-label') || '', numbers_in_text: /\\d+(\\.\\d+)?\\s*%/.test(svg.textContent), table_near: after(svg) || (!!svg.parentElement && after(svg.parentElement))}; })})",
         returnByValue: true,
       });
       Object.assign(cur, JSON.parse(result.value));
