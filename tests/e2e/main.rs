@@ -8,3 +8,4 @@ mod deploy;
 mod evidence;
 mod pipeline;
 mod sim;
+mod tls;

@@ -16,6 +16,8 @@ apt_wanted=(
   "chromium chromium"
   "systemd systemd-analyze"
   "docker-compose docker-compose"
+  "openssl openssl"
+  "curl curl"
   "fonts-wqy-microhei /usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 )
 missing=()
