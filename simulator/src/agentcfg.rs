@@ -83,6 +83,10 @@ struct DeviceSection {
     poll_interval_ms: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     meters: Vec<String>,
+    /// The plant file's `[[devices.tags]]`, so the agent reads the registers
+    /// where this device serves them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<crate::plant::TagOverride>,
 }
 
 /// The agent config for `plant` whose links are bound at `ports` (link id →
@@ -164,6 +168,7 @@ pub fn agent_config(
                     .filter(|m| m.feeds.contains(&d.id))
                     .map(|m| m.id.clone())
                     .collect(),
+                tags: d.tags.clone(),
             }
         })
         .collect();

@@ -117,6 +117,7 @@ pub fn generate(
                     initial_kwh: 0.0,
                     rollover_kwh: None,
                     behaviour: None,
+                    tags: Vec::new(),
                 });
             }
             let all: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
@@ -140,6 +141,7 @@ pub fn generate(
                         initial_kwh: initial,
                         rollover_kwh: None,
                         behaviour: None,
+                        tags: Vec::new(),
                     }
                 };
             let main_profile = *rng.pick(&["eastron-sdm630", "chint-dtsu666", "schneider-pm5xxx"]);

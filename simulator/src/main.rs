@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     let mut ports = BTreeMap::new();
     let mut all = Vec::new();
     for path in &args.configs {
-        all.push(shuzhuan_simulator::plant::load(path)?);
+        all.push(shuzhuan_simulator::plant::load_checked(path, &profiles)?);
     }
     if let Some(n) = args.plants {
         let (units, fallback) = shuzhuan_simulator::city::load_units(&args.config_dir)?;

@@ -41,6 +41,11 @@ pub enum RunError {
         path: String,
         source: std::io::Error,
     },
+    #[error("plant `{plant}`: {source}")]
+    Tags {
+        plant: String,
+        source: crate::plant::TagError,
+    },
     #[error("plant `{plant}` link `{link}`: opc ua server: {message}")]
     OpcUa {
         plant: String,
@@ -240,6 +245,10 @@ pub async fn start(
                                 device: d.id.clone(),
                                 profile: name.clone(),
                             })?;
+                    let profile = d.served_profile(&profile).map_err(|e| RunError::Tags {
+                        plant: pid.clone(),
+                        source: e,
+                    })?;
                     let source = model.source(&d.id).expect("device of this plant");
                     devices.insert(
                         d.unit,

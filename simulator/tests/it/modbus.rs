@@ -335,3 +335,79 @@ fn mbpoll_reads_over_rtu_on_a_pty() {
         });
     close(v, truth[&1].power_kw * 1000.0, "sdm630 power over rtu");
 }
+
+/// A plant file's `[[devices.tags]]` move and re-order registers on the
+/// wire (read back by mbpoll), and the generated agent config carries them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plant_tag_overrides_reach_the_wire_and_the_agent_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let profiles = profiles();
+    let plant = shuzhuan_simulator::plant::load_checked(
+        &root.join("config/plants/rewired.toml"),
+        &profiles,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Frozen at a working moment, so the truth read here is what mbpoll sees.
+    let clock = SimClock {
+        scale: 0.0,
+        sim_epoch_ms: NOW_MS,
+        real_epoch_ms: 0,
+    };
+    let running = shuzhuan_simulator::run::start(plant, &profiles, clock, None)
+        .await
+        .unwrap();
+    let press = running.model.source("press-1").unwrap().at(NOW_MS);
+    let meter = running.model.source("meter-1").unwrap().at(NOW_MS);
+    assert!(
+        press.parts > 0.0 && meter.power_kw > 1.5,
+        "{press:?} {meter:?}"
+    );
+    let port: u16 = running.ports["plc"]
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let agent = shuzhuan_simulator::agentcfg::agent_config(
+        &running.model.plant,
+        &running.ports,
+        &clock,
+        "/tmp/a",
+        "127.0.0.1:0",
+    );
+    tokio::task::spawn_blocking(move || {
+        let read =
+            |args: &[&str]| mbpoll(port, args).unwrap_or_else(|e| panic!("mbpoll {args:?}: {e}"));
+        // Part counter moved to 20, low word first (mbpoll without -B).
+        let v = read(&["-a", "1", "-t", "4:int", "-r", "20", "-c", "1"]);
+        close(v[0], press.parts, "parts at 20 CDAB");
+        // Its old place is now a gap in the map: zeros.
+        let v = read(&["-a", "1", "-t", "4:int", "-B", "-r", "2", "-c", "1"]);
+        assert_eq!(v[0], 0.0, "nothing left at the profile's address");
+        // The added energy tag, and power untouched (high word first).
+        let v = read(&["-a", "1", "-t", "4:float", "-B", "-r", "30", "-c", "1"]);
+        close(v[0], press.import_kwh, "added energy tag");
+        let v = read(&["-a", "1", "-t", "4:float", "-B", "-r", "4", "-c", "1"]);
+        close(v[0], press.power_kw, "power as in the profile");
+        // The meter's floats, words swapped.
+        let v = read(&["-a", "10", "-t", "3:float", "-r", "52", "-c", "1"]);
+        close(v[0], meter.power_kw * 1000.0, "sdm630 power W, CDAB");
+        let v = read(&["-a", "10", "-t", "3:float", "-r", "72", "-c", "1"]);
+        close(v[0], meter.import_kwh, "sdm630 import kWh, CDAB");
+    })
+    .await
+    .unwrap();
+    let v: toml::Value = toml::from_str(&agent).unwrap();
+    let press_cfg = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"].as_str() == Some("press-1"))
+        .unwrap();
+    let tags = press_cfg["tags"].as_array().unwrap();
+    assert_eq!(tags[0]["name"].as_str(), Some("parts"));
+    assert_eq!(tags[0]["address"].as_integer(), Some(20));
+    assert_eq!(tags[0]["order"].as_str(), Some("CDAB"));
+    assert!(tags[0].get("type").is_none(), "only the keys given");
+    assert_eq!(tags[1]["type"].as_str(), Some("f32"));
+}
