@@ -118,6 +118,15 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     // device then reports as disconnected); shutdown is the only way out.
     let _keep_open = tx.clone();
     let _sources = crate::sources::spawn_all(&cfg, clock, tx, &registry, &coord);
+    let influx = match &cfg.influxdb {
+        Some(i) => Some(crate::outputs::influx::start(
+            i,
+            &cfg.agent.id,
+            &registry,
+            coord.handle(),
+        )?),
+        None => None,
+    };
 
     let wake = Arc::new(Notify::new());
     if let Some(agg) = &cfg.aggregator {
@@ -171,6 +180,9 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
             .values_mut()
             .map(|m| m.seal(w.start, w.end, partial))
             .collect();
+        if let Some(ix) = &influx {
+            ix.push_window(w.start, w.end, &summaries);
+        }
         for s in &summaries {
             for e in &s.energy {
                 metrics
@@ -235,6 +247,9 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
                         metrics.samples.with_label_values(&[&b.device]).inc();
                     }
                     metrics.set_state(&b.device, m.state);
+                    if let Some(ix) = &influx {
+                        ix.push_batch(&b, m.state, m.last_power_kw);
+                    }
                     if let Some(p) = m.last_power_kw {
                         metrics.power.with_label_values(&[&b.device]).set(p);
                     }

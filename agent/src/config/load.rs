@@ -373,7 +373,7 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigEr
         None => Some(SpoolSection::default()),
         Some(v) => cx.de::<SpoolSection>(v, "[spool]"),
     };
-    let influxdb = get(&doc, "influxdb").and_then(|v| cx.de::<InfluxDbSection>(v, "[influxdb]"));
+    let influxdb = get(&doc, "influxdb").and_then(|v| super::influx::section(&mut cx, v, base));
     let key_processes: Vec<KeyProcess> = entries(&mut cx, &doc, "key_processes")
         .into_iter()
         .filter_map(|v| cx.de::<KeyProcess>(&v, "[[key_processes]]"))

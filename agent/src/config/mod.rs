@@ -7,8 +7,11 @@
 //! (profile tags merged with the device's overrides), so sources never look
 //! at profiles themselves.
 
+mod influx;
 mod load;
 mod tags;
+
+pub use influx::{InfluxDbSection, Precision};
 
 use crate::clock::Clock;
 use crate::sources::opcua::{OpcUaDeviceConfig, OpcUaLinkConfig};
@@ -52,7 +55,7 @@ pub struct AgentConfig {
     pub aggregator: Option<AggregatorSection>,
     pub http: HttpSection,
     pub spool: SpoolSection,
-    /// Optional raw-sample sink.
+    /// Optional InfluxDB v2 sink (samples and window summaries).
     pub influxdb: Option<InfluxDbSection>,
     pub links: Vec<LinkConfig>,
     pub devices: Vec<DeviceConfig>,
@@ -147,16 +150,6 @@ impl Default for SpoolSection {
 
 fn default_spool_bytes() -> u64 {
     256 * 1024 * 1024
-}
-
-/// `[influxdb]`: optional InfluxDB 2 sink for raw samples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InfluxDbSection {
-    pub url: String,
-    pub org: String,
-    pub bucket: String,
-    pub token: String,
 }
 
 /// Serial parity.

@@ -1,6 +1,9 @@
 //! Outputs besides the aggregator: Prometheus `/metrics` and the local
 //! status page, served on `[http] listen`. Metric names are the ones in
 //! docs/dev/contracts.md ("Prometheus metric names"); deploy/ queries them.
+//! [`influx`] is the optional InfluxDB v2 sink.
+
+pub mod influx;
 
 use axum::extract::State;
 use axum::http::header;

@@ -1,0 +1,215 @@
+//! `[influxdb]`: the optional InfluxDB v2 sink (per-poll samples and window
+//! summaries as line protocol, see docs/specs/influx.md). Parsed and checked
+//! here so the rest of the loader only calls [`section`].
+
+use super::load::{get, Ctx};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use toml::de::DeValue;
+use toml::Spanned;
+
+/// Timestamp precision of the written lines (`precision=` of `/api/v2/write`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Precision {
+    #[serde(rename = "s")]
+    Seconds,
+    #[default]
+    #[serde(rename = "ms")]
+    Millis,
+    #[serde(rename = "us")]
+    Micros,
+    #[serde(rename = "ns")]
+    Nanos,
+}
+
+impl Precision {
+    /// The query parameter value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Seconds => "s",
+            Precision::Millis => "ms",
+            Precision::Micros => "us",
+            Precision::Nanos => "ns",
+        }
+    }
+
+    /// A Unix-milliseconds timestamp in this precision.
+    pub fn from_ms(self, ms: i64) -> i64 {
+        match self {
+            Precision::Seconds => ms.div_euclid(1000),
+            Precision::Millis => ms,
+            Precision::Micros => ms.saturating_mul(1000),
+            Precision::Nanos => ms.saturating_mul(1_000_000),
+        }
+    }
+}
+
+/// `[influxdb]`, validated. The token is read from `token_file` at load time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxDbSection {
+    /// `http://host:port[/prefix]` of the InfluxDB v2 API; `/api/v2/write` is appended.
+    pub url: String,
+    pub org: String,
+    pub bucket: String,
+    /// API token, sent as `Authorization: Token …` (none: no header).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// File holding the token (relative: from the config's folder); instead of `token`.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Put before every measurement name (default `shuzhuan_`).
+    #[serde(default = "default_prefix")]
+    pub measurement_prefix: String,
+    /// `s`, `ms` (default), `us` or `ns`.
+    #[serde(default)]
+    pub precision: Precision,
+    /// Lines per write request at most (default 5000).
+    #[serde(default = "default_batch_lines")]
+    pub batch_lines: usize,
+    /// Wall milliseconds between writes while lines wait (default 1000).
+    #[serde(default = "default_flush_ms")]
+    pub flush_interval_ms: u64,
+    /// Lines kept in memory while the server is unreachable (default
+    /// 100000); beyond it the oldest lines are dropped and counted.
+    #[serde(default = "default_max_buffer")]
+    pub max_buffer_lines: usize,
+    /// Timeout of one write request (default 10000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// First retry delay after a failed write; doubles (with jitter) up to
+    /// `backoff_max_ms` (defaults 500 and 30000).
+    #[serde(default = "default_backoff_initial")]
+    pub backoff_initial_ms: u64,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_ms: u64,
+    /// Write one line per device per poll (default true).
+    #[serde(default = "yes")]
+    pub samples: bool,
+    /// Write the window summaries (default true).
+    #[serde(default = "yes")]
+    pub windows: bool,
+}
+
+fn default_prefix() -> String {
+    "shuzhuan_".to_owned()
+}
+fn default_batch_lines() -> usize {
+    5000
+}
+fn default_flush_ms() -> u64 {
+    1000
+}
+fn default_max_buffer() -> usize {
+    100_000
+}
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+fn default_backoff_initial() -> u64 {
+    500
+}
+fn default_backoff_max() -> u64 {
+    30_000
+}
+fn yes() -> bool {
+    true
+}
+
+/// Reads and checks `[influxdb]`; problems go to `cx` at their positions.
+pub(super) fn section<'t>(
+    cx: &mut Ctx<'t>,
+    v: &Spanned<DeValue<'t>>,
+    base: &Path,
+) -> Option<InfluxDbSection> {
+    let mut s = cx.de::<InfluxDbSection>(v, "[influxdb]")?;
+    let t = v.get_ref().as_table().expect("a table deserialized");
+    let span = |k: &str| get(t, k).map(|x| x.span()).or_else(|| Some(v.span()));
+    let mut ok = true;
+    if !s.url.starts_with("http://") {
+        let hint = if s.url.starts_with("https://") {
+            "https is not supported by the InfluxDB sink in this build; hint: a local TLS proxy, or http on a trusted network"
+        } else {
+            "hint: \"http://127.0.0.1:8086\""
+        };
+        cx.err(
+            span("url"),
+            format!("[influxdb] url `{}` is not an http:// URL; {hint}", s.url),
+        );
+        ok = false;
+    }
+    for (key, val) in [("org", &s.org), ("bucket", &s.bucket)] {
+        if val.trim().is_empty() {
+            cx.err(span(key), format!("[influxdb] {key} must not be empty"));
+            ok = false;
+        }
+    }
+    if s.measurement_prefix.contains(['\n', '\r']) {
+        cx.err(
+            span("measurement_prefix"),
+            "[influxdb] measurement_prefix must not contain a line break",
+        );
+        ok = false;
+    }
+    for (key, val) in [
+        ("batch_lines", s.batch_lines as u64),
+        ("flush_interval_ms", s.flush_interval_ms),
+        ("max_buffer_lines", s.max_buffer_lines as u64),
+        ("timeout_ms", s.timeout_ms),
+        ("backoff_initial_ms", s.backoff_initial_ms),
+    ] {
+        if val == 0 {
+            cx.err(span(key), format!("[influxdb] {key} must be at least 1"));
+            ok = false;
+        }
+    }
+    if s.backoff_max_ms < s.backoff_initial_ms {
+        cx.err(
+            span("backoff_max_ms"),
+            "[influxdb] backoff_max_ms must not be below backoff_initial_ms",
+        );
+        ok = false;
+    }
+    if s.max_buffer_lines < s.batch_lines {
+        cx.err(
+            span("max_buffer_lines"),
+            format!(
+                "[influxdb] max_buffer_lines = {} is below batch_lines = {}; hint: keep room for several batches",
+                s.max_buffer_lines, s.batch_lines
+            ),
+        );
+        ok = false;
+    }
+    match (&s.token, &s.token_file) {
+        (Some(_), Some(_)) => {
+            cx.err(
+                span("token_file"),
+                "[influxdb] token and token_file both set: give one",
+            );
+            ok = false;
+        }
+        (None, Some(f)) => {
+            let f = base.join(f);
+            match std::fs::read_to_string(&f) {
+                Ok(text) if !text.trim().is_empty() => s.token = Some(text.trim().to_owned()),
+                Ok(_) => {
+                    cx.err(
+                        span("token_file"),
+                        format!("[influxdb] token_file {} is empty", f.display()),
+                    );
+                    ok = false;
+                }
+                Err(e) => {
+                    cx.err(
+                        span("token_file"),
+                        format!("[influxdb] token_file {}: {e}", f.display()),
+                    );
+                    ok = false;
+                }
+            }
+            s.token_file = Some(f);
+        }
+        _ => {}
+    }
+    ok.then_some(s)
+}

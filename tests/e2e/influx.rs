@@ -1,0 +1,360 @@
+//! End-to-end tests: the agent's InfluxDB v2 sink against a real
+//! InfluxDB-v2-compatible server, VictoriaMetrics (`/api/v2/write`, see
+//! ../shared/testing/PEERS.md), started on a free loopback port in a temp
+//! dir and stopped by PID. The example plant runs in the simulator, the real
+//! agent polls it with `[influxdb]` pointing at VictoriaMetrics and no
+//! aggregator (reports stay in its spool). Afterwards every window summary
+//! the agent sealed (read back from its spool) must be in VictoriaMetrics
+//! with the same values, and the per-poll device lines must number exactly
+//! the poll cycles the summaries counted. The second test starts the server
+//! only after the agent has sealed windows: nothing may be lost.
+
+use shuzhuan_agent::spool::{Spool, SpoolOptions, WhenFull};
+use shuzhuan_common::report::SignedReport;
+use shuzhuan_common::state::DeviceState;
+use shuzhuan_common::summary::{QualityFlag, WindowSummary};
+use shuzhuan_tests::{free_port, repo_root, wait_for_port, Proc};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Simulated seconds per wall second: a 900 s window lasts 3 wall seconds.
+const SCALE: f64 = 300.0;
+
+/// VictoriaMetrics on 127.0.0.1:`port` storing in `dir`; killed on drop.
+fn start_vm(port: u16, dir: &Path) -> Proc {
+    let log = std::fs::File::create(dir.join("vm.log")).unwrap();
+    let p = Proc::spawn(
+        Command::new("victoria-metrics")
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", dir.join("vm").display()))
+            .arg("-search.latencyOffset=0s")
+            // The simulated clock starts in the past: keep everything.
+            .arg("-retentionPeriod=100y")
+            .stdout(Stdio::null())
+            .stderr(log),
+    );
+    assert!(
+        wait_for_port(port, 20),
+        "victoria-metrics did not listen on {port} (installed by tests/peers/install.sh?)"
+    );
+    p
+}
+
+/// A plain HTTP/1.0 request (no chunking); returns status and body.
+async fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Series {
+    metric: BTreeMap<String, String>,
+    values: Vec<f64>,
+    timestamps: Vec<i64>,
+}
+
+/// Every series whose name matches the regex `re`, after a forced flush.
+async fn export(port: u16, re: &str) -> Vec<Series> {
+    let (st, _) = http(port, "POST", "/internal/force_flush").await;
+    assert_eq!(st, 200, "force_flush");
+    let q = format!("{{__name__=~\"{re}\"}}");
+    let enc: String = q
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let (st, body) = http(
+        port,
+        "GET",
+        &format!("/api/v1/export?match[]={enc}&start=0"),
+    )
+    .await;
+    assert_eq!(st, 200, "export: {body}");
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `(window_start_ms, summary)` of every report the agent sealed, from its spool.
+fn spooled_summaries(data_dir: &Path) -> Vec<(i64, WindowSummary)> {
+    let spool = Spool::open(SpoolOptions::new(
+        data_dir.join("spool"),
+        1 << 30,
+        WhenFull::DropOldest,
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    for rec in spool.pending(100_000).unwrap() {
+        let r: SignedReport = serde_json::from_slice(&rec.payload).unwrap();
+        let (rep, _) = r.peek().unwrap();
+        for s in rep.summaries {
+            out.push((rep.window_start * 1000, s));
+        }
+    }
+    out
+}
+
+/// Runs the simulator and the agent; `late`: VictoriaMetrics starts only
+/// after `late` wall time. Returns the VM process (still running), its port
+/// and the agent's data dir.
+async fn run_case(
+    late: Option<Duration>,
+    run_for: Duration,
+) -> (Proc, u16, tempfile::TempDir, String) {
+    let root = repo_root();
+    let out = tempfile::tempdir().unwrap();
+    let vm_port = free_port();
+    let mut vm = late.is_none().then(|| start_vm(vm_port, out.path()));
+
+    let plant = shuzhuan_simulator::plant::load(&root.join("config/plants/example.toml")).unwrap();
+    let profiles = shuzhuan_simulator::profiles::load_dir(&root.join("config/profiles")).unwrap();
+    let clock =
+        shuzhuan_simulator::clock::SimClock::starting_now(SCALE, plant.clock.sim_epoch_ms.unwrap());
+    let running = shuzhuan_simulator::run::start(plant, &profiles, clock, Some(out.path().into()))
+        .await
+        .unwrap();
+    let id = running.model.plant.plant.id.clone();
+    let http_port = free_port();
+    let text = shuzhuan_simulator::agentcfg::agent_config(
+        &running.model.plant,
+        &running.ports,
+        &clock,
+        &out.path().join("agent-data").display().to_string(),
+        &format!("127.0.0.1:{http_port}"),
+    );
+    let mut v: toml::Value = toml::from_str(&text).unwrap();
+    v["agent"].as_table_mut().unwrap().insert(
+        "profiles_dir".into(),
+        root.join("config/profiles").display().to_string().into(),
+    );
+    v.as_table_mut().unwrap().remove("aggregator");
+    std::fs::write(out.path().join("influx.token"), "test-token\n").unwrap();
+    v.as_table_mut().unwrap().insert(
+        "influxdb".into(),
+        toml::toml! {
+            url = (format!("http://127.0.0.1:{vm_port}"))
+            org = "shuzhuan"
+            bucket = "plant"
+            token_file = "influx.token"
+            flush_interval_ms = 200
+            batch_lines = 500
+            backoff_initial_ms = 100
+            backoff_max_ms = 800
+        }
+        .into(),
+    );
+    let path = out.path().join(format!("{id}.toml"));
+    std::fs::write(&path, toml::to_string(&v).unwrap()).unwrap();
+    let cfg = shuzhuan_agent::config::AgentConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.influxdb.as_ref().unwrap().token.as_deref(),
+        Some("test-token")
+    );
+
+    let agent_id = cfg.agent.id.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(shuzhuan_agent::run::run(cfg, async move {
+        let _ = stop_rx.await;
+    }));
+    if let Some(d) = late {
+        tokio::time::sleep(d).await;
+        // The server was down: the agent noticed and kept the lines.
+        let (_, m) = http(http_port, "GET", "/metrics").await;
+        let errors = metric(
+            &m,
+            "shuzhuan_agent_influx_write_errors_total{class=\"network\"}",
+        );
+        assert!(
+            errors >= 1.0,
+            "no network error while the server was down:\n{m}"
+        );
+        assert!(metric(&m, "shuzhuan_agent_influx_buffer_lines") > 0.0);
+        assert!(metric(&m, "shuzhuan_agent_reports_sealed_total") >= 1.0);
+        vm = Some(start_vm(vm_port, out.path()));
+        tokio::time::sleep(run_for).await;
+    } else {
+        tokio::time::sleep(run_for).await;
+    }
+    let (_, m) = http(http_port, "GET", "/metrics").await;
+    for reason in ["buffer_full", "rejected", "shutdown"] {
+        assert_eq!(
+            metric(
+                &m,
+                &format!("shuzhuan_agent_influx_lines_dropped_total{{reason=\"{reason}\"}}")
+            ),
+            0.0,
+            "{reason}"
+        );
+    }
+    assert!(metric(&m, "shuzhuan_agent_influx_lines_written_total") > 0.0);
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(20), agent)
+        .await
+        .expect("the agent stops within 20 s")
+        .unwrap()
+        .unwrap();
+    drop(running);
+    (vm.unwrap(), vm_port, out, agent_id)
+}
+
+/// The value of one sample line of a Prometheus text exposition (0 when absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// Compares what VictoriaMetrics holds with the agent's own summaries.
+async fn check(vm_port: u16, data_dir: &Path, agent_id: &str) {
+    let sums = spooled_summaries(data_dir);
+    assert!(!sums.is_empty());
+    let windows = export(vm_port, "shuzhuan_window_.*").await;
+    let energy = export(vm_port, "shuzhuan_window_energy_quantity").await;
+    let devices = export(vm_port, "shuzhuan_device_.*").await;
+    // (name, device, ts) → value; VictoriaMetrics names series measurement_field.
+    let mut landed: BTreeMap<(String, String, i64), f64> = BTreeMap::new();
+    for s in windows
+        .iter()
+        .filter(|s| !s.metric["__name__"].starts_with("shuzhuan_window_energy_"))
+    {
+        assert_eq!(s.metric["agent"], agent_id);
+        for (t, v) in s.timestamps.iter().zip(&s.values) {
+            let prev = landed.insert(
+                (s.metric["__name__"].clone(), s.metric["device"].clone(), *t),
+                *v,
+            );
+            assert!(prev.is_none(), "duplicate point {s:?}");
+        }
+    }
+    let mut compared = 0;
+    for (w, s) in &sums {
+        let dev = s.device_id.clone();
+        let get = |field: &str| {
+            landed
+                .get(&(format!("shuzhuan_window_{field}"), dev.clone(), *w))
+                .copied()
+                .unwrap_or_else(|| panic!("{dev} @{w}: no {field} in VictoriaMetrics"))
+        };
+        for st in DeviceState::ALL {
+            assert_eq!(
+                get(&format!("seconds_{}", st.as_str())),
+                f64::from(s.state_seconds.get(st)),
+                "{dev} @{w} {}",
+                st.as_str()
+            );
+        }
+        assert_eq!(get("samples_received"), f64::from(s.samples_received));
+        assert_eq!(get("samples_expected"), f64::from(s.samples_expected));
+        assert_eq!(get("nc_seconds"), f64::from(s.nc_seconds));
+        assert_eq!(
+            get("partial"),
+            if s.flags.contains(&QualityFlag::PartialWindow) {
+                1.0
+            } else {
+                0.0
+            }
+        );
+        if let Some(p) = s.parts {
+            assert_eq!(get("parts"), p as f64, "{dev} @{w} parts");
+        }
+        for e in &s.energy {
+            let got = energy
+                .iter()
+                .find(|x| {
+                    x.metric["device"] == dev
+                        && x.metric["meter"] == e.meter
+                        && x.metric["carrier"] == e.carrier
+                })
+                .and_then(|x| {
+                    x.timestamps
+                        .iter()
+                        .position(|t| t == w)
+                        .map(|i| x.values[i])
+                })
+                .unwrap_or_else(|| panic!("{dev} @{w}: no energy of {}", e.meter));
+            assert!(
+                (got - e.quantity).abs() <= 1e-9 * e.quantity.abs().max(1.0),
+                "{dev} @{w} {}: {got} vs {}",
+                e.meter,
+                e.quantity
+            );
+        }
+        compared += 1;
+    }
+    // Per-poll lines: one per batch the model was fed; the reachable ones
+    // are exactly what the summaries counted as received.
+    let mut reachable: BTreeMap<String, u64> = BTreeMap::new();
+    let first = sums.iter().map(|(w, _)| *w).min().unwrap();
+    for s in devices
+        .iter()
+        .filter(|s| s.metric["__name__"] == "shuzhuan_device_reachable")
+    {
+        for (t, v) in s.timestamps.iter().zip(&s.values) {
+            assert!(*t >= first, "a device line before the first window");
+            if *v == 1.0 {
+                *reachable.entry(s.metric["device"].clone()).or_default() += 1;
+            }
+        }
+    }
+    for s in devices
+        .iter()
+        .filter(|s| s.metric["__name__"] == "shuzhuan_device_state_code")
+    {
+        let st = DeviceState::ALL
+            .iter()
+            .find(|x| x.as_str() == s.metric["state"])
+            .unwrap();
+        assert!(s.values.iter().all(|v| *v == st.index() as f64), "{s:?}");
+    }
+    let mut received: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, s) in &sums {
+        *received.entry(s.device_id.clone()).or_default() += u64::from(s.samples_received);
+    }
+    received.retain(|_, n| *n > 0);
+    assert_eq!(
+        reachable, received,
+        "reachable device lines vs samples_received"
+    );
+    eprintln!(
+        "influx: {compared} device-windows and {} poll lines matched",
+        reachable.values().sum::<u64>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_and_window_summaries_land_in_victoria_metrics() {
+    let (_vm, port, out, id) = run_case(None, Duration::from_secs(11)).await;
+    check(port, &out.path().join("agent-data"), &id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_starts_late_loses_nothing_within_the_bound() {
+    let (_vm, port, out, id) = run_case(Some(Duration::from_secs(7)), Duration::from_secs(4)).await;
+    check(port, &out.path().join("agent-data"), &id).await;
+}
