@@ -1,6 +1,13 @@
 //! Simulated devices as a Modbus server sees them: a machine (its timeline)
 //! or an energy meter whose counters integrate the power of the machines it
 //! feeds, with rollover and a reset on demand (meter replacement).
+//!
+//! Simulated plants only consume: no machine or feeder generates, so power
+//! through a meter never reverses and its export counter (`energy_export`
+//! registers, e.g. SDM630 0x004A) stays at 0 while the import counter
+//! integrates the load. That is what a bidirectional meter on a pure
+//! consumer shows; on-site generation (a PV feeder) is not modelled
+//! (simulator/README.md).
 
 use crate::machine::{MachineSignals, Timeline};
 use crate::modbus::regmap::Values;
@@ -18,6 +25,8 @@ pub enum Source {
         /// Subtracted from the part counter (a reset on demand sets it).
         parts_offset: u64,
     },
+    /// A consumer's meter: import integrates the feeds plus base load;
+    /// export stays 0 (nothing generates).
     Meter {
         feeds: Vec<SharedTimeline>,
         /// Load not modelled as machines (lighting, compressors), kW.
@@ -205,5 +214,65 @@ mod tests {
         };
         assert!((wrapping.at(T0 * 1000).import_kwh - 99.0).abs() < 1.0);
         assert!(wrapping.at((T0 + 3600) * 1000).import_kwh < 99.0, "wrapped");
+    }
+
+    #[test]
+    fn a_consumers_meter_exports_nothing_while_import_integrates_its_load() {
+        use crate::modbus::frame::Request;
+        use crate::modbus::regmap::answer;
+        use shuzhuan_common::profile::{decode_registers, DataType, WordOrder};
+        let meter = Source::Meter {
+            feeds: vec![machine("a")],
+            base_load_kw: 1.0,
+            initial_kwh: 100.0,
+            reset_kwh: 0.0,
+            rollover_kwh: None,
+            origin_s: T0,
+        };
+        let profiles = crate::profiles::load_dir(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/profiles"),
+        )
+        .unwrap();
+        let sdm = &profiles["eastron-sdm630"];
+        let read = |snap: &Snapshot, address: u16| {
+            let pdu = answer(
+                sdm,
+                Request {
+                    function: 4,
+                    address,
+                    quantity: 2,
+                },
+                snap,
+            );
+            let words: Vec<u16> = pdu[2..]
+                .chunks(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            decode_registers(DataType::F32, WordOrder::ABCD, None, &words)
+                .unwrap()
+                .as_f64()
+                .unwrap()
+        };
+        let mut integral = 0.0;
+        let mut last = meter.at(T0 * 1000);
+        for k in 1..=86_400 {
+            let t = (T0 + k) * 1000;
+            integral += last.power_kw / 3600.0;
+            let now = meter.at(t);
+            assert_eq!(now.export_kwh, 0.0, "second {k}");
+            assert!(now.power_kw >= 1.0, "power never reverses: {now:?}");
+            assert!(now.import_kwh >= last.import_kwh, "import never falls");
+            last = now;
+        }
+        // Power is constant within whole seconds: the sum is the integral.
+        let delta = last.import_kwh - 100.0;
+        assert!(
+            (delta - integral).abs() < 1e-6 * integral,
+            "{delta} vs {integral}"
+        );
+        assert!(delta > 24.0, "base load alone is 24 kWh: {delta}");
+        // On the wire: SDM630 export (0x004A) reads 0, import (0x0048) the counter.
+        assert_eq!(read(&last, 0x004A), 0.0);
+        assert!((read(&last, 0x0048) - last.import_kwh).abs() < 0.01 * last.import_kwh);
     }
 }
