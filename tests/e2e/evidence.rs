@@ -517,6 +517,289 @@ fn a_claim_over_an_outage_has_insufficient_data() {
     assert!(out.to_html().contains("Insufficient data"));
 }
 
+/// A generated city (`shuzhuan_simulator::city`) of `plants` plants, one
+/// gateway each, whose signed reports are built from the simulator's ground
+/// truth for one day: every digitized machine reports its true seconds per
+/// state, parts and full sample coverage, the main meter its true energy;
+/// non-digitized machines send nothing, as in the field. Plant
+/// `outage.0` loses windows `outage.1`. Returns the store, the log and the
+/// plants.
+fn truth_city(
+    dir: &Path,
+    plants: usize,
+    outage: (usize, (u64, u64)),
+) -> (
+    SqliteStore,
+    EvidenceLog,
+    Vec<shuzhuan_simulator::plant::Plant>,
+) {
+    use shuzhuan_simulator::{city, run::PlantModel};
+    let root = shuzhuan_tests::repo_root();
+    let (units, _) = city::load_units(&root.join("config")).unwrap();
+    let city = city::generate(&units, plants, 11, 1.0, T0 * 1000);
+    let s = SqliteStore::open(&dir.join("agg.db")).unwrap();
+    let mut counties: Vec<&str> = city.iter().map(|p| p.plant.county.as_str()).collect();
+    counties.sort_unstable();
+    counties.dedup();
+    s.upsert_counties(
+        &counties
+            .iter()
+            .map(|c| County {
+                id: (*c).into(),
+                name: (*c).into(),
+                name_en: (*c).into(),
+                kind: CountyKind::County,
+                division_code: None,
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let industry = |chain: &str| {
+        units
+            .chains
+            .iter()
+            .find(|c| c.id == chain)
+            .unwrap()
+            .industry_type
+    };
+    let mut chains: Vec<&str> = city.iter().map(|p| p.plant.chain.as_str()).collect();
+    chains.sort_unstable();
+    chains.dedup();
+    s.upsert_chains(
+        &chains
+            .iter()
+            .map(|c| IndustryChain {
+                id: (*c).into(),
+                name: (*c).into(),
+                name_en: (*c).into(),
+                cluster: None,
+                industry_type: industry(c),
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let ents: Vec<Enterprise> = city
+        .iter()
+        .map(|p| Enterprise {
+            credit_code: p.plant.credit_code.clone(),
+            name: p.plant.name.clone(),
+            county: p.plant.county.clone(),
+            chain: p.plant.chain.clone(),
+            above_scale: true,
+            industry_type: industry(&p.plant.chain),
+            rd_design_tools: None,
+            declared: DeclaredRates::default(),
+        })
+        .collect();
+    s.import_registry(&ents, &[]).unwrap();
+    let log = EvidenceLog::open(&s, ORIGIN, log_key()).unwrap();
+
+    let mut all = Vec::new();
+    for (i, plant) in city.iter().enumerate() {
+        let agent = format!("gw-{}", plant.plant.id);
+        let key = agent_key(60 + i as u8);
+        let ent = &plant.plant.credit_code;
+        let token = format!("t-city-{i}");
+        let hash = shuzhuan_aggregator::enroll::secret_hash(&token);
+        s.create_enrol_token(&hash, ent, T0 - 86_400, T0).unwrap();
+        s.enroll(
+            &hash,
+            &agent,
+            ent,
+            &verifying_key_to_b64(&key.verifying_key()),
+            T0 - 86_400,
+        )
+        .unwrap();
+        let inventory = Inventory {
+            devices: plant.devices.iter().map(|d| d.inventory()).collect(),
+            key_processes: plant.key_processes.clone(),
+        };
+        let digitized = |id: &str| {
+            plant
+                .devices
+                .iter()
+                .any(|d| d.id == id && d.link.is_some() && !d.is_meter())
+        };
+        let model = PlantModel::new(plant.clone(), T0);
+        let (mut prev, mut seq, mut chain) = (Hash32::GENESIS, 0, Vec::new());
+        for w in 0..DAY {
+            let start = T0 + w as i64 * WINDOW;
+            let truth = model.truth(start, start + WINDOW);
+            if i == outage.0 && (outage.1 .0..outage.1 .1).contains(&w) {
+                continue;
+            }
+            let summaries = truth
+                .iter()
+                .filter_map(|t| {
+                    let declared_nc = plant
+                        .devices
+                        .iter()
+                        .any(|d| d.id == t.device && d.declared_nc);
+                    let base = WindowSummary {
+                        device_id: t.device.clone(),
+                        state_seconds: StateSeconds::default(),
+                        nc_seconds: 0,
+                        energy: vec![],
+                        parts: None,
+                        samples_expected: 900,
+                        samples_received: 900,
+                        flags: vec![],
+                    };
+                    if t.device == "meter-main" {
+                        // A meter has no production state: powered all window.
+                        let mut st = StateSeconds::default();
+                        st.add(DeviceState::Standby, WINDOW as u32);
+                        Some(WindowSummary {
+                            state_seconds: st,
+                            energy: vec![EnergyDelta {
+                                meter: t.device.clone(),
+                                carrier: "electricity".into(),
+                                quantity: t.energy_kwh,
+                                unit: "kWh".into(),
+                                method: EnergyMethod::Counter,
+                                exported: 0.0,
+                            }],
+                            ..base
+                        })
+                    } else if digitized(&t.device) {
+                        let productive = t.state_seconds.get(DeviceState::Productive);
+                        Some(WindowSummary {
+                            state_seconds: t.state_seconds,
+                            nc_seconds: if declared_nc { productive } else { 0 },
+                            parts: Some(t.parts),
+                            ..base
+                        })
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            seq += 1;
+            let r = Report {
+                schema: SCHEMA_VERSION,
+                agent_id: agent.clone(),
+                enterprise: ent.clone(),
+                seq,
+                prev_hash: prev,
+                window_start: start,
+                window_end: start + WINDOW,
+                created_at: start + WINDOW + 2,
+                inventory: (w % 24 == 0).then(|| inventory.clone()),
+                summaries,
+            };
+            let (signed, h) = r.sign(&key);
+            prev = h;
+            chain.push((
+                signed.verify(&key.verifying_key()).unwrap(),
+                signed.signature,
+            ));
+        }
+        all.push((agent, chain));
+    }
+    ingest_all(&s, &log, &all);
+    (s, log, city)
+}
+
+/// The truth a claim for `plant` should state: the digitization rate
+/// (digitized / production machines) and the utilisation of the digitized
+/// production machines (productive / known seconds), over the first day.
+fn truth_figures(plant: &shuzhuan_simulator::plant::Plant) -> (f64, f64) {
+    let model = shuzhuan_simulator::run::PlantModel::new(plant.clone(), T0);
+    let production: Vec<_> = plant
+        .devices
+        .iter()
+        .filter(|d| d.production && !d.is_meter())
+        .collect();
+    let digitized: Vec<&str> = production
+        .iter()
+        .filter(|d| d.link.is_some())
+        .map(|d| d.id.as_str())
+        .collect();
+    let (mut productive, mut known) = (0u64, 0u64);
+    for w in 0..DAY as i64 {
+        for t in model.truth(T0 + w * WINDOW, T0 + (w + 1) * WINDOW) {
+            if digitized.contains(&t.device.as_str()) {
+                productive += u64::from(t.state_seconds.get(DeviceState::Productive));
+                known += t.state_seconds.total()
+                    - u64::from(t.state_seconds.get(DeviceState::Disconnected));
+            }
+        }
+    }
+    (
+        100.0 * digitized.len() as f64 / production.len() as f64,
+        100.0 * productive as f64 / known as f64,
+    )
+}
+
+#[test]
+fn a_generated_city_truthful_claim_is_supported_inflated_is_not_outage_is_insufficient() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, log, city) = truth_city(dir.path(), 3, (2, (30, 50)));
+    let p = policy();
+    let claim_for = |plant: &shuzhuan_simulator::plant::Plant, figures: String| {
+        let text = format!(
+            "enterprise = \"{}\"\nrecognition = \"smart_workshop\"\n[window]\nstart = 2026-01-01T00:00:00Z\nend = 2026-01-02T00:00:00Z\n[figures]\n{figures}\n",
+            plant.plant.credit_code
+        );
+        Claim::parse("city-claim.toml", &text).unwrap()
+    };
+
+    // Truthful: the ground truth's own figures (rounded down to 0.01).
+    let (dig, util) = truth_figures(&city[0]);
+    assert!(
+        util > 0.0 && dig > 0.0,
+        "plant 0 works on day one: {dig} {util}"
+    );
+    eprintln!("generated plant 0: digitization {dig:.2} %, utilisation {util:.2} %");
+    let floor = |v: f64| (v * 100.0).floor() / 100.0;
+    let truthful = claim_for(
+        &city[0],
+        format!(
+            "digitization_rate_pct = {}\nutilisation_pct = {}",
+            floor(dig),
+            floor(util)
+        ),
+    );
+    let out = evidence::verify_claim(&s, &log, &truthful, &p).unwrap();
+    assert!(out.evidence.ok, "{:?}", out.evidence.problems);
+    for f in &out.judgement.figures {
+        assert_eq!(f.verdict, Verdict::Supported, "{f:?}");
+    }
+    let measured_util = out.judgement.figures[1].measured.unwrap();
+    assert!(
+        (measured_util - util).abs() < 1e-9,
+        "{measured_util} vs truth {util}"
+    );
+
+    // Inflated: 20 points more utilisation than the truth; the measured
+    // figure (the truth) is shown.
+    let inflated = claim_for(
+        &city[0],
+        format!("utilisation_pct = {}", floor(util) + 20.0),
+    );
+    let out = evidence::verify_claim(&s, &log, &inflated, &p).unwrap();
+    let f = &out.judgement.figures[0];
+    assert_eq!(f.verdict, Verdict::NotSupported, "{f:?}");
+    assert!((f.measured.unwrap() - util).abs() < 1e-9);
+    assert!(
+        f.why[0].contains(&format!("measured {util:.2}")),
+        "{:?}",
+        f.why
+    );
+    assert!(out.to_html().contains(&format!("{util:.2} %")));
+
+    // Plant 2's gateway was down for 20 of 96 windows: insufficient data,
+    // not tampering, even for a claim that the rest of the day supports.
+    let (dig2, _) = truth_figures(&city[2]);
+    let over_outage = claim_for(&city[2], format!("digitization_rate_pct = {}", floor(dig2)));
+    let out = evidence::verify_claim(&s, &log, &over_outage, &p).unwrap();
+    let f = &out.judgement.figures[0];
+    assert_eq!(f.verdict, Verdict::InsufficientData, "{f:?}");
+    assert!(f.why[0].contains("of the window"), "{:?}", f.why);
+    assert!(out.evidence.ok, "{:?}", out.evidence.problems);
+    assert_eq!(out.judgement.figures.len(), 1);
+}
+
 #[test]
 fn reports_accepted_before_the_log_existed_are_backfilled() {
     let dir = tempfile::tempdir().unwrap();
