@@ -34,10 +34,18 @@ pub mod reason {
     pub const FULL_DROP_OLDEST: &str = "full_drop_oldest";
     /// A new report refused because the spool was full (`WhenFull::DropNewest`).
     pub const FULL_DROP_NEWEST: &str = "full_drop_newest";
+    /// A new report that the disk had no room for, even after the policy
+    /// made what room it could (`DropOldest` deletes older segments first).
+    pub const DISK_FULL: &str = "disk_full";
     /// A damaged record skipped when the spool was read.
     pub const CORRUPT: &str = "corrupt";
     /// A file in the spool folder that is not a readable segment.
     pub const UNREADABLE_SEGMENT: &str = "unreadable_segment";
+}
+
+/// Whether an I/O error says the file system has no room (ENOSPC, EDQUOT).
+fn is_disk_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(122)
 }
 
 /// How the spool is set up.
@@ -82,6 +90,8 @@ pub enum SpoolError {
     OutOfOrder { head: u64, got: u64 },
     #[error("report {seq} ({len} bytes) is larger than the whole spool bound of {max} bytes")]
     TooLarge { seq: u64, len: u64, max: u64 },
+    #[error("spool at {dir}: the disk is full: report {seq} not stored (counted as dropped, reason disk_full)")]
+    DiskFull { dir: PathBuf, seq: u64 },
     #[error("spool at {dir}: {source}")]
     Io {
         dir: PathBuf,
@@ -319,6 +329,42 @@ impl Spool {
                 }
             }
         }
+        // The disk itself may fill up before the configured bound (other
+        // files, a small card): the same policy applies, then the report is
+        // refused and counted.
+        loop {
+            match self.write_record(seq, created_at, hash, &rec) {
+                Err(SpoolError::Io { source, .. }) if is_disk_full(&source) => {
+                    let can_drop = self.opts.when_full == WhenFull::DropOldest
+                        && self
+                            .segments
+                            .front()
+                            .is_some_and(|s| s.bytes > 0 || self.segments.len() > 1);
+                    if can_drop && self.drop_oldest_segment()? {
+                        tracing::warn!(seq, "disk full: oldest spool segment deleted to make room");
+                        continue;
+                    }
+                    self.count_drop(reason::DISK_FULL, 1);
+                    return Err(SpoolError::DiskFull {
+                        dir: self.opts.dir.clone(),
+                        seq,
+                    });
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Writes one encoded record at the end of the active segment (a new one
+    /// when due) and fsyncs it; a failed write is cut off again.
+    fn write_record(
+        &mut self,
+        seq: u64,
+        created_at: i64,
+        hash: &[u8; 32],
+        rec: &[u8],
+    ) -> Result<(), SpoolError> {
+        let len = rec.len() as u64;
         let need_new = match self.segments.back() {
             None => true,
             Some(s) => s.bytes > 0 && s.bytes + len > self.opts.segment_bytes,
@@ -348,7 +394,7 @@ impl Spool {
         let fsync = self.opts.fsync;
         let f = self.active.as_mut().expect("opened above");
         let res = f
-            .write_all(&rec)
+            .write_all(rec)
             .and_then(|_| if fsync { f.sync_data() } else { Ok(()) });
         let seg = self.segments.back_mut().expect("a segment exists");
         let offset = seg.bytes;
@@ -445,7 +491,18 @@ impl Spool {
             return Ok(());
         }
         self.acked = (seq, *hash);
-        write_ack(&self.opts.dir, self.acked, self.opts.fsync).map_err(|e| self.io(e))?;
+        match write_ack(&self.opts.dir, self.acked, self.opts.fsync) {
+            Ok(()) => {}
+            Err(e) if is_disk_full(&e) => {
+                // No room even for the small ack file: first delete older
+                // segments the aggregator already holds (after a crash before
+                // the ack is written they are simply absent, which reads back
+                // as acknowledged), then record the acknowledgement.
+                self.delete_acked_segments()?;
+                write_ack(&self.opts.dir, self.acked, self.opts.fsync).map_err(|e| self.io(e))?;
+            }
+            Err(e) => return Err(self.io(e)),
+        }
         self.delete_acked_segments()
     }
 

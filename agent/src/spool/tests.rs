@@ -255,3 +255,118 @@ fn rejected_reports_are_kept_aside() {
     let files: Vec<_> = fs::read_dir(tmp.path().join("rejected")).unwrap().collect();
     assert_eq!(files.len(), 1);
 }
+
+/// A real small file system (tmpfs, mounted for the test; needs root, as in
+/// CI) that fills up before the spool's configured bound.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    /// `None` when not root (a developer's machine): the caller says so and returns.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let uid = std::fs::read_to_string("/proc/self/status")
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with("Uid:"))?
+            .split_whitespace()
+            .nth(1)?
+            .to_owned();
+        if uid != "0" {
+            return None;
+        }
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(st.success(), "mounting a tmpfs as root failed");
+        Some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+fn on_small_disk(when_full: WhenFull) -> Option<(Tmpfs, Spool)> {
+    let Some(fs) = Tmpfs::mount("256k") else {
+        eprintln!("not root: the tmpfs disk-full test needs root (CI runs as root)");
+        return None;
+    };
+    let spool = Spool::open(SpoolOptions {
+        dir: fs.0.path().join("spool"),
+        max_bytes: 64 << 20, // far above the disk: the disk fills first
+        when_full,
+        segment_bytes: 32 << 10,
+        fsync: true,
+    })
+    .unwrap();
+    Some((fs, spool))
+}
+
+#[test]
+fn a_full_disk_with_drop_oldest_deletes_old_segments_and_keeps_a_gapless_tail() {
+    let Some((fs, mut spool)) = on_small_disk(WhenFull::DropOldest) else {
+        return;
+    };
+    // 200 reports of 4 KiB = 800 KiB onto a 256 KiB disk.
+    for seq in 1..=200u64 {
+        spool
+            .append(seq, seq as i64, &h(seq), &payload(seq, 4096))
+            .unwrap_or_else(|e| panic!("report {seq}: {e}"));
+    }
+    let st = spool.stats();
+    assert_eq!(st.head.map(|x| x.0), Some(200));
+    let kept = pending_seqs(&spool);
+    let dropped = st.drops.get(reason::FULL_DROP_OLDEST).copied().unwrap_or(0);
+    assert!(dropped > 100, "only {dropped} dropped: the disk did not fill");
+    assert_eq!(dropped + kept.len() as u64, 200, "every report kept or counted");
+    assert_eq!(kept, ((201 - kept.len() as u64)..=200).collect::<Vec<_>>());
+    assert_eq!(st.drops.get(reason::DISK_FULL), None);
+    // What is on disk reads back whole after a restart.
+    let dir = fs.0.path().join("spool");
+    drop(spool);
+    let again = Spool::open(SpoolOptions {
+        dir,
+        max_bytes: 64 << 20,
+        when_full: WhenFull::DropOldest,
+        segment_bytes: 32 << 10,
+        fsync: true,
+    })
+    .unwrap();
+    assert_eq!(pending_seqs(&again), kept);
+    assert_eq!(again.stats().drops.get(reason::CORRUPT), None);
+}
+
+#[test]
+fn a_full_disk_with_drop_newest_refuses_and_counts_then_resumes_after_acks() {
+    let Some((_fs, mut spool)) = on_small_disk(WhenFull::DropNewest) else {
+        return;
+    };
+    let mut seq = 1u64;
+    let mut refused = 0u64;
+    for _ in 0..200 {
+        match spool.append(seq, seq as i64, &h(seq), &payload(seq, 4096)) {
+            Ok(()) => seq += 1,
+            Err(SpoolError::DiskFull { seq: s, .. }) => {
+                assert_eq!(s, seq);
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    let stored = seq - 1;
+    assert!(refused > 0 && stored > 20, "stored {stored}, refused {refused}");
+    let st = spool.stats();
+    assert_eq!(st.drops.get(reason::DISK_FULL).copied(), Some(refused));
+    assert_eq!(pending_seqs(&spool), (1..=stored).collect::<Vec<_>>());
+    // The aggregator acknowledges everything: segments are deleted and the
+    // chain goes on from where it stopped.
+    spool.ack_through(stored, &h(stored)).unwrap();
+    spool
+        .append(seq, seq as i64, &h(seq), &payload(seq, 4096))
+        .expect("room again after the acknowledgement");
+    assert_eq!(pending_seqs(&spool), vec![seq]);
+}
