@@ -106,6 +106,13 @@ if [ -n "$profiles" ]; then
   mv "$etc/profiles.new" "$etc/profiles"
   say "installed $etc/profiles"
 fi
+# The city's measurement thresholds, for the enterprise rates on the agent's
+# status page and /metrics (read from <profiles>/../scoring/measurement.toml).
+if [ -f "$repo/config/scoring/measurement.toml" ]; then
+  mkdir -p "$etc/scoring"
+  cp "$repo/config/scoring/measurement.toml" "$etc/scoring/measurement.toml"
+  say "installed $etc/scoring/measurement.toml"
+fi
 # Config and profiles: root writes, the agent's group reads (they may name
 # credentials); the mode is set whatever umask the caller has.
 chmod -R u=rwX,g=rX,o= "$etc"

@@ -13,6 +13,7 @@ pub mod config;
 pub mod keys;
 pub mod model;
 pub mod outputs;
+pub mod rates;
 pub mod run;
 pub mod sample;
 pub mod ship;

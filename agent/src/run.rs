@@ -174,12 +174,32 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     };
     tracing::info!(agent = %cfg.agent.id, devices = w.models.len(), window_start = start / 1000, "agent running");
     let inventory = cfg.inventory();
-    let seal = |w: &mut Windows, partial: bool| {
+    let config_dir = cfg.path.parent().unwrap_or(std::path::Path::new("."));
+    let rules = crate::rates::find_rules(&crate::rates::rules_candidates(
+        config_dir,
+        cfg.agent.profiles_dir.as_deref(),
+    ));
+    if let Err(why) = &rules {
+        tracing::warn!(%why, "local enterprise rates: declared only");
+    }
+    let mut local_rates = crate::rates::LocalRates::new(
+        inventory.clone(),
+        cfg.agent.industry,
+        rules,
+        cfg.agent.window_secs,
+    );
+    let rate_gauges = crate::rates::RateGauges::register(&registry)?;
+    status.lock().expect("status lock").rates = Some(local_rates.snapshot());
+    let mut seal = |w: &mut Windows, partial: bool| {
         let summaries: Vec<_> = w
             .models
             .values_mut()
             .map(|m| m.seal(w.start, w.end, partial))
             .collect();
+        local_rates.add_window(w.start / 1000, w.end / 1000, &summaries);
+        let snapshot = local_rates.snapshot();
+        rate_gauges.set(&snapshot);
+        status.lock().expect("status lock").rates = Some(snapshot);
         if let Some(ix) = &influx {
             ix.push_window(w.start, w.end, &summaries);
         }

@@ -6,7 +6,7 @@
 use super::tags;
 use super::*;
 use serde::de::DeserializeOwned;
-use shuzhuan_common::inventory::DeviceKind;
+use shuzhuan_common::inventory::{DeviceKind, IndustryType};
 use shuzhuan_common::profile::Protocol;
 use shuzhuan_common::tomlpos;
 use std::collections::BTreeSet;
@@ -98,6 +98,12 @@ struct RawAgent {
     window_secs: u32,
     #[serde(default)]
     profiles_dir: Option<PathBuf>,
+    #[serde(default = "default_industry")]
+    industry: IndustryType,
+}
+
+fn default_industry() -> IndustryType {
+    IndustryType::Discrete
 }
 
 fn default_window_secs() -> u32 {
@@ -485,6 +491,7 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigEr
             data_dir: data_dir.expect("agent read"),
             window_secs: agent.window_secs,
             profiles_dir,
+            industry: agent.industry,
         },
         clock,
         aggregator,

@@ -76,6 +76,9 @@ pub struct AgentSection {
     /// Where profiles were read from (`None` when no folder was found and
     /// no device needs one).
     pub profiles_dir: Option<PathBuf>,
+    /// `industry = "discrete" | "process"` (default discrete): which rule the
+    /// local key-process NC rate follows (INDICATORS.md §1).
+    pub industry: shuzhuan_common::inventory::IndustryType,
 }
 
 /// `[clock]`: the simulator's scaled clock.

@@ -133,6 +133,8 @@ pub struct Status {
     pub devices: BTreeMap<String, DeviceStatus>,
     pub last_report: Option<(u64, i64, i64)>,
     pub spool_reports: u64,
+    /// The enterprise's rates over the last day (`crate::rates`).
+    pub rates: Option<crate::rates::RatesSnapshot>,
 }
 
 #[derive(Clone)]
@@ -192,5 +194,60 @@ async fn page(State(st): State<AppState>) -> Html<String> {
         ));
     }
     h.push_str("</table>");
+    if let Some(r) = &s.rates {
+        h.push_str(&rates_table(r));
+    }
     Html(h)
+}
+
+/// The enterprise's rates, declared beside measured, with the coverage and
+/// the rules file behind the measured ones.
+fn rates_table(r: &crate::rates::RatesSnapshot) -> String {
+    use shuzhuan_common::indicators::Rate;
+    let show = |x: &Rate| match x {
+        Rate::Value { num, den, value } => format!("{:.1}% ({num}/{den})", value * 100.0),
+        Rate::InsufficientData { reason } => esc(&reason.to_string()),
+    };
+    let m = r.measured.as_ref();
+    let mut h = String::from(
+        "<h2>Enterprise rates (last day)</h2><table><tr><th>rate</th><th>declared (inventory)</th><th>measured</th></tr>",
+    );
+    for (name, d, mv) in [
+        (
+            "生产设备数字化率 digitization",
+            &r.declared.digitization,
+            m.map(|m| &m.rates.digitization),
+        ),
+        (
+            "设备联网率 networking",
+            &r.declared.networking,
+            m.map(|m| &m.rates.networking),
+        ),
+        (
+            "关键工序数控化率 key-process NC",
+            &r.declared.key_process_nc,
+            m.map(|m| &m.rates.key_process_nc),
+        ),
+    ] {
+        h.push_str(&format!(
+            "<tr><td>{name}</td><td>{}</td><td>{}</td></tr>",
+            show(d),
+            mv.map_or("-".to_owned(), show)
+        ));
+    }
+    h.push_str("</table>");
+    if let Some(m) = m {
+        h.push_str(&format!(
+            "<p>Coverage: reports {}, samples {}, {} of {} production devices with data.</p>",
+            show(&m.coverage.reports),
+            show(&m.coverage.samples),
+            m.coverage.devices_with_data,
+            m.coverage.production_devices
+        ));
+    }
+    h.push_str(&format!(
+        "<p>Measurement rules: {}</p>",
+        esc(&r.rules_source)
+    ));
+    h
 }
