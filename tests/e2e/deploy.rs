@@ -431,6 +431,36 @@ fn install_script_installs_into_a_clean_root_and_refuses_a_bad_config() {
     );
 }
 
+#[test]
+fn install_script_refuses_an_https_config_whose_ca_file_is_missing() {
+    let binary = agent_binary();
+    let work = tempfile::tempdir().unwrap();
+    let good = read(&good_config(work.path()));
+    let url = "url = \"http://127.0.0.1:8080\"";
+    assert!(good.contains(url), "the example's aggregator url changed");
+    let tls = work.path().join("tls.toml");
+    fs::write(
+        &tls,
+        good.replace(
+            url,
+            "url = \"https://127.0.0.1:8443\"\nca_file = \"missing-ca.pem\"",
+        ),
+    )
+    .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let out = install(root.path(), &binary, Some(&tls));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("tls.toml:")
+            && stderr.contains("[aggregator] ca_file")
+            && stderr.contains("missing-ca.pem"),
+        "{}",
+        show(&out)
+    );
+    assert!(files_under(root.path()).is_empty());
+}
+
 fn yaml(path: &Path) -> serde_yaml::Value {
     serde_yaml::from_str(&read(path))
         .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
