@@ -307,18 +307,31 @@ async fn check(vm_port: u16, data_dir: &Path, agent_id: &str) {
         }
         compared += 1;
     }
-    // Per-poll lines: one per batch the model was fed; the reachable ones
-    // are exactly what the summaries counted as received.
-    let mut reachable: BTreeMap<String, u64> = BTreeMap::new();
+    // Per-poll lines: one per batch the model was fed, stamped with the
+    // batch time. Per device and window, the reachable ones are what the
+    // summary counted as received, give or take the one batch at a window
+    // edge that the run loop may feed into the neighbouring window, and
+    // except that the model caps the count at the expected number (a
+    // jittery poll can land twice in one interval).
     let first = sums.iter().map(|(w, _)| *w).min().unwrap();
+    let mut reachable: BTreeMap<(String, i64), u32> = BTreeMap::new();
+    let mut lines = 0u64;
     for s in devices
         .iter()
         .filter(|s| s.metric["__name__"] == "shuzhuan_device_reachable")
     {
+        let dev = &s.metric["device"];
         for (t, v) in s.timestamps.iter().zip(&s.values) {
             assert!(*t >= first, "a device line before the first window");
+            lines += 1;
             if *v == 1.0 {
-                *reachable.entry(s.metric["device"].clone()).or_default() += 1;
+                let w = sums
+                    .iter()
+                    .filter(|(w, x)| x.device_id == *dev && *w <= *t)
+                    .map(|(w, _)| *w)
+                    .max()
+                    .unwrap();
+                *reachable.entry((dev.clone(), w)).or_default() += 1;
             }
         }
     }
@@ -332,18 +345,25 @@ async fn check(vm_port: u16, data_dir: &Path, agent_id: &str) {
             .unwrap();
         assert!(s.values.iter().all(|v| *v == st.index() as f64), "{s:?}");
     }
-    let mut received: BTreeMap<String, u64> = BTreeMap::new();
-    for (_, s) in &sums {
-        *received.entry(s.device_id.clone()).or_default() += u64::from(s.samples_received);
+    let mut extra = 0;
+    for (w, s) in &sums {
+        let n = reachable
+            .get(&(s.device_id.clone(), *w))
+            .copied()
+            .unwrap_or(0);
+        let counted = n.min(s.samples_expected);
+        assert!(
+            counted.abs_diff(s.samples_received) <= 1,
+            "{} @{w}: {n} reachable device lines vs samples_received {} (expected {})",
+            s.device_id,
+            s.samples_received,
+            s.samples_expected
+        );
+        extra += n - counted;
     }
-    received.retain(|_, n| *n > 0);
-    assert_eq!(
-        reachable, received,
-        "reachable device lines vs samples_received"
-    );
+    assert!(lines > 0);
     eprintln!(
-        "influx: {compared} device-windows and {} poll lines matched",
-        reachable.values().sum::<u64>()
+        "influx: {compared} device-windows and {lines} poll lines matched ({extra} polls beyond the expected count)"
     );
 }
 

@@ -89,6 +89,9 @@ pub struct InfluxDbSection {
     /// Write the window summaries (default true).
     #[serde(default = "yes")]
     pub windows: bool,
+    /// Gzip the request bodies (default true).
+    #[serde(default = "yes")]
+    pub gzip: bool,
 }
 
 fn default_prefix() -> String {
@@ -212,4 +215,72 @@ pub(super) fn section<'t>(
         _ => {}
     }
     ok.then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{AgentConfig, ConfigErrors, Precision};
+
+    const HEAD: &str =
+        "[agent]\nid = \"gw\"\nenterprise = \"91411700MA00000019\"\ndata_dir = \"data\"\n\n";
+
+    fn load(dir: &std::path::Path, influx: &str) -> Result<AgentConfig, ConfigErrors> {
+        AgentConfig::from_text(dir.join("agent.toml"), &format!("{HEAD}{influx}"))
+    }
+
+    #[test]
+    fn defaults_and_the_token_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("t.token"), "abc\n").unwrap();
+        let c = load(
+            d.path(),
+            "[influxdb]\nurl = \"http://127.0.0.1:8086\"\norg = \"o\"\nbucket = \"b\"\ntoken_file = \"t.token\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let i = c.influxdb.unwrap();
+        assert_eq!(i.token.as_deref(), Some("abc"));
+        assert_eq!(i.token_file, Some(d.path().join("t.token")));
+        assert_eq!(i.precision, Precision::Millis);
+        assert_eq!(i.measurement_prefix, "shuzhuan_");
+        assert_eq!((i.batch_lines, i.max_buffer_lines), (5000, 100_000));
+        assert!(i.samples && i.windows && i.gzip);
+        assert!(load(d.path(), "").unwrap().influxdb.is_none());
+    }
+
+    #[test]
+    fn problems_are_located_and_explained() {
+        let d = tempfile::tempdir().unwrap();
+        let text = "[influxdb]\nurl = \"https://influx\"\norg = \"\"\nbucket = \"b\"\ntoken = \"x\"\ntoken_file = \"missing\"\nbatch_lines = 10\nmax_buffer_lines = 5\n";
+        let e = load(d.path(), text).unwrap_err();
+        let all = e.to_string();
+        assert_eq!(e.0.len(), 4, "{all}");
+        let line = |n: usize| e.0.iter().filter(|x| x.line == n + 5).count();
+        assert_eq!(line(2), 1, "url: {all}");
+        assert!(all.contains("https is not supported"), "{all}");
+        assert_eq!(line(3), 1, "org: {all}");
+        assert_eq!(line(6), 1, "token and token_file: {all}");
+        assert_eq!(line(8), 1, "buffer below batch: {all}");
+        // Unknown keys name the known ones.
+        let e = load(
+            d.path(),
+            "[influxdb]\nurl = \"http://x:1\"\norg = \"o\"\nbucket = \"b\"\nbuket = \"c\"\n",
+        )
+        .unwrap_err();
+        let all = e.to_string();
+        assert!(all.contains("buket") && all.contains("bucket"), "{all}");
+        assert_eq!(e.0[0].line, 10, "{all}");
+        // Bad precision and an unreadable token file.
+        let e = load(
+            d.path(),
+            "[influxdb]\nurl = \"http://x:1\"\norg = \"o\"\nbucket = \"b\"\nprecision = \"m\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("`s`, `ms`, `us`, `ns`"), "{e}");
+        let e = load(
+            d.path(),
+            "[influxdb]\nurl = \"http://x:1\"\norg = \"o\"\nbucket = \"b\"\ntoken_file = \"nope\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
 }

@@ -1,6 +1,6 @@
 //! The HTTP side of the InfluxDB sink: one `POST /api/v2/write` per batch on
-//! a fresh HTTP/1.1 connection (hyper), with a timeout. `http://` only, as
-//! the config loader enforces.
+//! a fresh HTTP/1.1 connection (hyper), with a timeout, the body gzipped
+//! unless `gzip = false`. `http://` only, as the config loader enforces.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -26,6 +26,19 @@ pub struct HttpWrite {
     /// `Token …` or nothing.
     pub authorization: Option<String>,
     pub timeout: Duration,
+    /// Send the body gzipped (`Content-Encoding: gzip`).
+    pub gzip: bool,
+}
+
+/// The gzip of `body`.
+pub fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body).expect("writing to memory");
+    enc.finish().expect("writing to memory")
 }
 
 /// Percent-encodes a query component (RFC 3986 unreserved characters stay).
@@ -75,6 +88,7 @@ impl HttpWrite {
             ),
             authorization: token.map(|t| format!("Token {t}")),
             timeout,
+            gzip: true,
         })
     }
 }
@@ -95,6 +109,12 @@ impl WriteTransport for HttpWrite {
             if let Some(a) = &self.authorization {
                 req = req.header("authorization", a);
             }
+            let body = if self.gzip {
+                req = req.header("content-encoding", "gzip");
+                gzip(body.as_bytes())
+            } else {
+                body.into_bytes()
+            };
             let req = req
                 .body(Full::new(Bytes::from(body)))
                 .map_err(|e| e.to_string())?;

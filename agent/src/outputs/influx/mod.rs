@@ -525,7 +525,7 @@ pub fn start(
 ) -> anyhow::Result<InfluxSink> {
     let metrics = InfluxMetrics::register(registry)?;
     let shared = Arc::new(Shared::new(cfg.max_buffer_lines, cfg.batch_lines, metrics));
-    let transport = client::HttpWrite::new(
+    let mut transport = client::HttpWrite::new(
         &cfg.url,
         &cfg.org,
         &cfg.bucket,
@@ -534,6 +534,7 @@ pub fn start(
         Duration::from_millis(cfg.timeout_ms),
     )
     .map_err(|e| anyhow::anyhow!(e))?;
+    transport.gzip = cfg.gzip;
     tokio::spawn(run_writer(
         shared.clone(),
         transport,

@@ -438,7 +438,7 @@ async fn unsent_lines_at_shutdown_are_counted() {
 async fn recorder(
     status: &'static str,
     body: &'static str,
-) -> (String, tokio::task::JoinHandle<(String, String)>) {
+) -> (String, tokio::task::JoinHandle<(String, Vec<u8>)>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let h = tokio::spawn(async move {
@@ -462,7 +462,7 @@ async fn recorder(
                     let n = s.read(&mut chunk).await.unwrap();
                     buf.extend_from_slice(&chunk[..n]);
                 }
-                let req_body = String::from_utf8_lossy(&buf[i + 4..i + 4 + len]).to_string();
+                let req_body = buf[i + 4..i + 4 + len].to_vec();
                 let resp = format!(
                     "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -506,7 +506,11 @@ async fn the_write_request_carries_org_bucket_precision_and_token() {
         lower.contains("content-type: text/plain; charset=utf-8"),
         "{head}"
     );
-    assert_eq!(body, "m f=1 1\n");
+    assert!(lower.contains("content-encoding: gzip"), "{head}");
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
+        .unwrap();
+    assert_eq!(plain, "m f=1 1\n");
     match classify(&res) {
         Outcome::Rejected(401, msg) => assert!(msg.contains("unauthorized access"), "{msg}"),
         other => panic!("{other:?}"),
@@ -516,7 +520,7 @@ async fn the_write_request_carries_org_bucket_precision_and_token() {
 #[tokio::test]
 async fn a_5xx_from_a_real_socket_is_retryable_and_a_dead_port_is_a_network_error() {
     let (addr, h) = recorder("503 Service Unavailable", "{}").await;
-    let t = client::HttpWrite::new(
+    let mut t = client::HttpWrite::new(
         &format!("http://{addr}"),
         "o",
         "b",
@@ -525,9 +529,12 @@ async fn a_5xx_from_a_real_socket_is_retryable_and_a_dead_port_is_a_network_erro
         Duration::from_secs(5),
     )
     .unwrap();
+    t.gzip = false;
     let res = t.write("m f=1 1\n".to_owned()).await;
-    let (head, _) = h.await.unwrap();
+    let (head, body) = h.await.unwrap();
     assert!(!head.to_ascii_lowercase().contains("authorization"));
+    assert!(!head.to_ascii_lowercase().contains("content-encoding"));
+    assert_eq!(body, b"m f=1 1\n");
     assert_eq!(classify(&res), Outcome::Retry("server_error"));
     // The recorder is gone: nothing listens there any more.
     let res = t.write("m f=1 1\n".to_owned()).await;
