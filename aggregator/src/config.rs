@@ -170,7 +170,20 @@ impl Config {
             }])
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&file, &text, base)
+        let config = Config::parse(&file, &text, base)?;
+        // The TLS files are read now too, so that check-config finds a bad one.
+        if let Some(tls) = &config.tls {
+            if let Err(e) = crate::server::tls_acceptor(tls) {
+                let msg = e.to_string();
+                let key = ["tls_client_ca_file", "tls_key_file", "tls_cert_file"]
+                    .into_iter()
+                    .find(|k| msg.starts_with(&format!("[server] {k}")))
+                    .unwrap_or("tls_cert_file");
+                let at = tomlpos::find_key(&text, "server", key);
+                return Err(ConfigErrors(vec![tomlpos::locate(&file, &text, at, msg)]));
+            }
+        }
+        Ok(config)
     }
 
     /// Parses and validates config text.
@@ -347,6 +360,22 @@ mod tests {
         assert_eq!(c.log_key_file, Path::new("/etc/sz/evidence-log.key"));
         assert_eq!(c.log_origin, "shuzhuan/evidence");
         assert_eq!(c.tls, None);
+    }
+
+    #[test]
+    fn load_reads_the_tls_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agg.toml");
+        std::fs::write(
+            &path,
+            "[server]\ntls_cert_file = \"none.pem\"\ntls_key_file = \"none.key\"\n[store]\npath = \"x\"\n",
+        )
+        .unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("agg.toml:2:1: [server] tls_cert_file") && e.contains("none.pem"),
+            "{e}"
+        );
     }
 
     #[test]
