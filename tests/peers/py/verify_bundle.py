@@ -239,7 +239,14 @@ def check_v1(doc, trusted):
 def check_stream(f, trusted):
     """Format 2, one line at a time (section 4 of the spec)."""
     first = f.readline()
-    header = json.loads(first)
+    try:
+        header = json.loads(first)
+    except ValueError as exc:
+        header = exc
+    if not isinstance(header, dict):
+        # L1
+        return None, [{"kind": "format", "leaf_index": None, "agent_id": None, "seq": None,
+                       "message": f"line 1 is not a bundle header: {header}"}]
     if header.get("format") == FORMAT_V1:
         return check_v1(json.loads(first + f.read()), trusted)
     if not keys_ok(header, HEADER_KEYS):
@@ -264,18 +271,19 @@ def check_stream(f, trusted):
         if isinstance(obj, dict) and set(obj) == {"trailer"} and keys_ok(obj["trailer"], {"entries"}):
             trailer = obj["trailer"]["entries"]
             continue
+        # L3
         if not keys_ok(obj, ENTRY_KEYS - {"proof_reuse"}, {"proof_reuse"}):
             c.entries += 1
             c.problem("malformed", f"line {number} is not an entry")
             continue
-        # L2: the full path is this line's nodes, then the last proof_reuse
-        # nodes of the previous line's full path.
+        # Section 4.5: the full path is this line's nodes, then the last
+        # proof_reuse nodes of the previous line's full path.
         own = [bytes.fromhex(h) for h in obj["inclusion_proof"]]
         k = min(obj.get("proof_reuse", 0), len(prev))
         proof = own + (prev[len(prev) - k:] if k else [])
         c.entry(obj, proof)
         prev = proof
-    # L3
+    # L2
     if trailer is None:
         c.problem("format", "the bundle ends without its trailer line: it is truncated")
     elif trailer != c.entries:
