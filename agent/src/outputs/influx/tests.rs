@@ -540,3 +540,43 @@ async fn a_5xx_from_a_real_socket_is_retryable_and_a_dead_port_is_a_network_erro
     let res = t.write("m f=1 1\n".to_owned()).await;
     assert_eq!(classify(&res), Outcome::Retry("network"));
 }
+
+#[tokio::test]
+async fn the_writer_over_http_drops_a_400_batch_once_and_counts_it() {
+    let (addr, h) = recorder(
+        "400 Bad Request",
+        r#"{"code":"invalid","message":"unable to parse 'x': missing fields"}"#,
+    )
+    .await;
+    let t = client::HttpWrite::new(
+        &format!("http://{addr}"),
+        "o",
+        "plant",
+        "ms",
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let shared = Arc::new(Shared::new(100, 10, metrics()));
+    shared.push(["x".to_owned()]);
+    let coord = crate::shutdown::Coordinator::new();
+    let mut o = opts();
+    o.flush_interval = Duration::from_millis(20);
+    tokio::spawn(run_writer(shared.clone(), t, o, coord.handle()));
+    let (head, _) = h.await.unwrap();
+    assert!(head.contains("bucket=plant"), "{head}");
+    for _ in 0..100 {
+        if shared.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Nothing listens any more: a retry would be a network error.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    coord.shutdown().await;
+    let m = &shared.metrics;
+    assert_eq!(m.dropped.with_label_values(&["rejected"]).get(), 1);
+    assert_eq!(m.errors.with_label_values(&["rejected"]).get(), 1);
+    assert_eq!(m.errors.with_label_values(&["network"]).get(), 0);
+    assert_eq!(m.written.get(), 0);
+}
