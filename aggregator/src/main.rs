@@ -62,12 +62,13 @@ enum Command {
         /// The claim policy.
         #[arg(long, default_value = "config/claims/thresholds.toml")]
         policy: PathBuf,
-        /// The evidence log's key file (created when missing); default: evidence-log.key beside the database.
+        /// The evidence log's key file (created when missing); default: the
+        /// config's `[evidence] log_key_file` (the server's key).
         #[arg(long)]
         log_key_file: Option<PathBuf>,
-        /// The log's origin line in checkpoints.
-        #[arg(long, default_value = "shuzhuan/evidence")]
-        origin: String,
+        /// The log's origin line in checkpoints; default: the config's `[evidence] origin`.
+        #[arg(long)]
+        origin: Option<String>,
         /// Output prefix: writes PREFIX.json, PREFIX.html and the evidence
         /// bundle PREFIX.bundle.jsonl (line-oriented, format 2).
         #[arg(long)]
@@ -136,12 +137,13 @@ enum Command {
         /// Window end (exclusive), same forms.
         #[arg(long)]
         end: String,
-        /// The evidence log's key file (created when missing); default: evidence-log.key beside the database.
+        /// The evidence log's key file (created when missing); default: the
+        /// config's `[evidence] log_key_file` (the server's key).
         #[arg(long)]
         log_key_file: Option<PathBuf>,
-        /// The log's origin line in checkpoints.
-        #[arg(long, default_value = "shuzhuan/evidence")]
-        origin: String,
+        /// The log's origin line in checkpoints; default: the config's `[evidence] origin`.
+        #[arg(long)]
+        origin: Option<String>,
         /// The bundle file to write.
         #[arg(long)]
         out: PathBuf,
@@ -374,11 +376,10 @@ fn main() -> anyhow::Result<()> {
         } => {
             use shuzhuan_aggregator::evidence;
             let (cfg, store) = open(&config)?;
-            let key_path =
-                log_key_file.unwrap_or_else(|| cfg.store_path.with_file_name("evidence-log.key"));
+            let key_path = log_key_file.unwrap_or_else(|| cfg.log_key_file.clone());
             let log = evidence::EvidenceLog::open(
                 &store,
-                origin,
+                origin.unwrap_or_else(|| cfg.log_origin.clone()),
                 evidence::load_or_create_log_key(&key_path)?,
             )?;
             // Reports accepted while no log hook was installed get their leaves now.
@@ -499,11 +500,10 @@ fn main() -> anyhow::Result<()> {
             let enterprise = shuzhuan_common::credit_code::CreditCode::parse(&enterprise)
                 .with_context(|| format!("--enterprise `{enterprise}`"))?;
             let (cfg, store) = open(&config)?;
-            let key_path =
-                log_key_file.unwrap_or_else(|| cfg.store_path.with_file_name("evidence-log.key"));
+            let key_path = log_key_file.unwrap_or_else(|| cfg.log_key_file.clone());
             let log = evidence::EvidenceLog::open(
                 &store,
-                origin,
+                origin.unwrap_or_else(|| cfg.log_origin.clone()),
                 evidence::load_or_create_log_key(&key_path)?,
             )?;
             log.backfill(&store)?;

@@ -800,6 +800,126 @@ fn a_generated_city_truthful_claim_is_supported_inflated_is_not_outage_is_insuff
     assert_eq!(out.judgement.figures.len(), 1);
 }
 
+/// The workspace's debug `shuzhuan-aggregator`, built (or brought up to date) by cargo.
+fn aggregator_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let debug = exe.parent().and_then(Path::parent).unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(shuzhuan_tests::repo_root())
+        .args([
+            "build",
+            "-p",
+            "shuzhuan-aggregator",
+            "--bin",
+            "shuzhuan-aggregator",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    debug.join("shuzhuan-aggregator")
+}
+
+#[test]
+fn export_bundle_verify_bundle_and_verify_claim_on_the_command_line() {
+    let bin = aggregator_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _log) = city(dir.path(), None);
+    drop(s);
+    std::fs::write(dir.path().join("log.key"), B64.encode([42u8; 32])).unwrap();
+    let cfg = dir.path().join("aggregator.toml");
+    std::fs::write(
+        &cfg,
+        format!("[store]\npath = \"agg.db\"\n[evidence]\nlog_key_file = \"log.key\"\norigin = \"{ORIGIN}\"\n"),
+    )
+    .unwrap();
+    let run = |c: &mut Command| {
+        let out = c.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), out.stdout, text)
+    };
+    let file = dir.path().join("b.jsonl");
+    let (ok, _, text) = run(Command::new(&bin)
+        .args(["export-bundle", "--config"])
+        .arg(&cfg)
+        .args(["--enterprise", code(1).as_str()])
+        .args(["--start", "2026-01-01T08:00:00+08:00"])
+        .args(["--end", &(T0 + DAY as i64 * WINDOW).to_string()])
+        .arg("--out")
+        .arg(&file));
+    assert!(
+        ok && text.contains(&format!("{} reports", 2 * DAY)),
+        "{text}"
+    );
+    let key = verifying_key_to_b64(&log_key().verifying_key());
+    let (ok, stdout, text) = run(Command::new(&bin)
+        .arg("verify-bundle")
+        .arg(&file)
+        .args(["--log-key", &key]));
+    assert!(ok, "{text}");
+    let v: Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(v["reports_accepted"], 2 * DAY, "{v}");
+    let (status, py) = python_check_file(&file);
+    assert_eq!(status, 0, "{py}");
+
+    // One report line removed from the file: both verifiers refuse it.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let cut: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 40)
+        .map(|(_, l)| l)
+        .collect();
+    let cut_file = dir.path().join("cut.jsonl");
+    std::fs::write(&cut_file, cut.join("\n") + "\n").unwrap();
+    let (ok, _, text) = run(Command::new(&bin)
+        .arg("verify-bundle")
+        .arg(&cut_file)
+        .args(["--log-key", &key]));
+    assert!(!ok && text.contains("problem"), "{text}");
+    assert_eq!(python_check_file(&cut_file).0, 1);
+
+    // verify-claim writes the report and the bundle it judged.
+    let claim_file = dir.path().join("claim.toml");
+    std::fs::write(
+        &claim_file,
+        format!(
+            "enterprise = \"{}\"\nrecognition = \"smart_workshop\"\n[window]\nstart = 2026-01-01T00:00:00Z\nend = 2026-01-02T00:00:00Z\n[figures]\nutilisation_pct = 66\n",
+            code(1)
+        ),
+    )
+    .unwrap();
+    let prefix = dir.path().join("out");
+    let (ok, _, text) = run(Command::new(&bin)
+        .args(["verify-claim", "--config"])
+        .arg(&cfg)
+        .arg("--claim")
+        .arg(&claim_file)
+        .arg("--policy")
+        .arg(shuzhuan_tests::repo_root().join("config/claims/thresholds.toml"))
+        .arg("--out")
+        .arg(&prefix));
+    assert!(
+        ok && text.contains("Supported") && text.contains(&key),
+        "{text}"
+    );
+    let bundle = dir.path().join("out.bundle.jsonl");
+    let (ok, _, text) = run(Command::new(&bin)
+        .arg("verify-bundle")
+        .arg(&bundle)
+        .args(["--log-key", &key]));
+    assert!(ok, "{text}");
+    assert!(dir.path().join("out.html").exists() && dir.path().join("out.json").exists());
+}
+
 #[test]
 fn reports_accepted_before_the_log_existed_are_backfilled() {
     let dir = tempfile::tempdir().unwrap();
