@@ -1,5 +1,6 @@
 //! End-to-end tests: sim. The `shuzhuan-sim` binary generates a city, serves
-//! it, writes ground truth that adds up, and does the same for the same seed.
+//! it, writes ground truth that adds up, and does the same for the same seed;
+//! a plant file with a bad `[[devices.tags]]` entry is refused at its line.
 
 use shuzhuan_tests::{repo_root, Proc};
 use std::path::{Path, PathBuf};
@@ -163,5 +164,34 @@ fn a_running_plant_answers_mbpoll_and_the_control_port() {
     assert!(
         after < 100.0,
         "a replaced meter restarts near zero: {after}"
+    );
+}
+
+#[test]
+fn a_plant_file_with_a_bad_tag_override_is_refused_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(repo_root().join("config/plants/rewired.toml")).unwrap();
+    let bad = good.replace("address = 20\n", "address = 20\nwordorder = \"CDAB\"\n");
+    assert_ne!(good, bad);
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("wordorder"))
+        .unwrap()
+        + 1;
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, bad).unwrap();
+    let out = Command::new(sim_binary())
+        .current_dir(repo_root())
+        .arg("--config")
+        .arg(&path)
+        .args(["--run-for", "1", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("bad.toml:{line}:1: unknown field `wordorder`")),
+        "{err}"
     );
 }
