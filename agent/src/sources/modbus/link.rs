@@ -100,8 +100,10 @@ struct Dev {
 }
 
 impl Dev {
-    fn new(d: &DeviceConfig, clock: &Clock, cost: &CostModel, start: Instant) -> Option<Dev> {
-        let DeviceTags::Modbus(tags) = &d.tags else {
+    /// Takes the device's tags (moved, not copied: at 50 tags a device they
+    /// are the bulk of a link's memory).
+    fn new(mut d: DeviceConfig, clock: &Clock, cost: &CostModel, start: Instant) -> Option<Dev> {
+        let DeviceTags::Modbus(tags) = std::mem::replace(&mut d.tags, DeviceTags::None) else {
             return None;
         };
         let mut by_interval: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
@@ -124,7 +126,7 @@ impl Dev {
                         .or_else(|| is_energy(t).then(|| Arc::from("electricity")))
                 })
                 .collect(),
-            tags: tags.clone(),
+            tags,
             limit: d.max_registers_per_read.unwrap_or(125),
             forbidden: d.forbidden.clone(),
             learned: Vec::new(),
@@ -272,14 +274,14 @@ pub async fn run_link(
 ) {
     let metrics = LinkMetrics::register(registry, &cfg.id);
     let connector = super::client::LinkConnector::new(&cfg);
-    run_with(&connector, &cfg, &devices, clock, tx, metrics, shutdown).await;
+    run_with(&connector, &cfg, devices, clock, tx, metrics, shutdown).await;
 }
 
 /// [`run_link`] with any connector (tests use scripted peers).
 pub(crate) async fn run_with(
     connector: &dyn Connector,
     cfg: &ModbusLinkConfig,
-    devices: &[DeviceConfig],
+    devices: Vec<DeviceConfig>,
     clock: Clock,
     tx: mpsc::Sender<SampleBatch>,
     metrics: LinkMetrics,
@@ -288,7 +290,7 @@ pub(crate) async fn run_with(
     let cost = CostModel::for_link(cfg);
     let start = Instant::now();
     let mut devs: Vec<Dev> = devices
-        .iter()
+        .into_iter()
         .filter_map(|d| Dev::new(d, &clock, &cost, start))
         .collect();
     if devs.is_empty() {

@@ -660,17 +660,20 @@ async fn emit_device(
             _ = ticker.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let (active, nodes) = {
+        // Subscribed links need nothing here: their values arrive in `readings`.
+        let polled = {
             let s = shared.lock().expect("link state lock");
-            let nodes: Vec<(usize, NodeId)> = s.devices[index]
-                .nodes
-                .iter()
-                .enumerate()
-                .filter_map(|(t, n)| n.as_ref().ok().map(|n| (t, n.clone())))
-                .collect();
-            (s.active.clone(), nodes)
+            s.active.as_ref().filter(|a| a.polling).map(|a| {
+                let nodes: Vec<(usize, NodeId)> = s.devices[index]
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(t, n)| n.as_ref().ok().map(|n| (t, n.clone())))
+                    .collect();
+                (a.clone(), nodes)
+            })
         };
-        if let Some(a) = active.as_ref().filter(|a| a.polling) {
+        if let Some((a, nodes)) = polled {
             let results = poll(&a.session, &nodes, a.max_read, &metrics).await;
             let now = clock.now_ms();
             let mut s = shared.lock().expect("link state lock");

@@ -34,8 +34,16 @@ impl Connected {
     }
 }
 
+/// Held while a client is built: links share the agent's certificate store,
+/// and without it every link of a first start generates its own RSA key and
+/// all but one fail to write it ("already exists"), running without a
+/// certificate. Serialized, the first link creates the key and the others
+/// load it.
+static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The client for one link; its certificate store is `pki_dir`.
 pub(crate) fn build_client(cfg: &OpcUaLinkConfig, pki_dir: &Path) -> Result<Client, String> {
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     pki::prepare(pki_dir).map_err(|e| format!("pki directory {}: {e}", pki_dir.display()))?;
     ClientBuilder::new()
         .application_name("Shuzhuan agent")

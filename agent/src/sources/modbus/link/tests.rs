@@ -148,7 +148,7 @@ fn start(
     let metrics = LinkMetrics::register(&registry, "l");
     let peer = peer.clone();
     tokio::spawn(async move {
-        run_with(&peer, &link(), &devices, Clock::real(), tx, metrics, handle).await;
+        run_with(&peer, &link(), devices, Clock::real(), tx, metrics, handle).await;
     });
     (rx, coord, registry)
 }
