@@ -286,7 +286,9 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
     }
 }
 
@@ -321,8 +323,15 @@ fn a_full_disk_with_drop_oldest_deletes_old_segments_and_keeps_a_gapless_tail() 
     assert_eq!(st.head.map(|x| x.0), Some(200));
     let kept = pending_seqs(&spool);
     let dropped = st.drops.get(reason::FULL_DROP_OLDEST).copied().unwrap_or(0);
-    assert!(dropped > 100, "only {dropped} dropped: the disk did not fill");
-    assert_eq!(dropped + kept.len() as u64, 200, "every report kept or counted");
+    assert!(
+        dropped > 100,
+        "only {dropped} dropped: the disk did not fill"
+    );
+    assert_eq!(
+        dropped + kept.len() as u64,
+        200,
+        "every report kept or counted"
+    );
     assert_eq!(kept, ((201 - kept.len() as u64)..=200).collect::<Vec<_>>());
     assert_eq!(st.drops.get(reason::DISK_FULL), None);
     // What is on disk reads back whole after a restart.
@@ -358,7 +367,10 @@ fn a_full_disk_with_drop_newest_refuses_and_counts_then_resumes_after_acks() {
         }
     }
     let stored = seq - 1;
-    assert!(refused > 0 && stored > 20, "stored {stored}, refused {refused}");
+    assert!(
+        refused > 0 && stored > 20,
+        "stored {stored}, refused {refused}"
+    );
     let st = spool.stats();
     assert_eq!(st.drops.get(reason::DISK_FULL).copied(), Some(refused));
     assert_eq!(pending_seqs(&spool), (1..=stored).collect::<Vec<_>>());
