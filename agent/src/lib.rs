@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod config;
 pub mod keys;
 pub mod model;
+pub mod notify;
 pub mod outputs;
 pub mod rates;
 pub mod run;

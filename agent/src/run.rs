@@ -173,6 +173,9 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
         first: true,
     };
     tracing::info!(agent = %cfg.agent.id, devices = w.models.len(), window_start = start / 1000, "agent running");
+    crate::notify::notify("READY=1");
+    let mut watchdog = crate::notify::Watchdog::from_env();
+    watchdog.feed(std::time::Instant::now());
     let inventory = cfg.inventory();
     let config_dir = cfg.path.parent().unwrap_or(std::path::Path::new("."));
     let rules = crate::rates::find_rules(&crate::rates::rules_candidates(
@@ -282,6 +285,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
                 }
             }
             _ = ticker.tick() => {
+                watchdog.feed(std::time::Instant::now());
                 while clock.now_ms() >= w.end + grace_ms {
                     seal(&mut w, false);
                 }
@@ -290,6 +294,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
             _ = &mut shutdown => break,
         }
     }
+    crate::notify::notify("STOPPING=1");
     tracing::info!("shutting down: sealing the open window");
     seal(&mut w, true);
     wake.notify_one();

@@ -1,6 +1,7 @@
 //! Agent integration tests against real peers: one module per area.
 
 mod modbus;
+mod notify;
 mod opcua;
 mod pipeline;
 mod spool_crash;
