@@ -113,6 +113,23 @@ pub struct BundleHeader {
     pub enrolments_signature: String,
 }
 
+impl BundleHeader {
+    /// The whole bundle: this header with its `entries`.
+    pub fn into_bundle(self, entries: Vec<Entry>) -> Bundle {
+        Bundle {
+            format: self.format,
+            enterprise: self.enterprise,
+            window_start: self.window_start,
+            window_end: self.window_end,
+            log_public_key: self.log_public_key,
+            checkpoint: self.checkpoint,
+            enrolments: self.enrolments,
+            enrolments_signature: self.enrolments_signature,
+            entries,
+        }
+    }
+}
+
 /// One report line of a line-oriented bundle: the entry with its audit path
 /// shortened by the nodes it shares with the previous line's path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -452,17 +469,7 @@ impl Bundle {
                 }
             }
         }
-        Ok(Bundle {
-            format: h.format,
-            enterprise: h.enterprise,
-            window_start: h.window_start,
-            window_end: h.window_end,
-            log_public_key: h.log_public_key,
-            checkpoint: h.checkpoint,
-            enrolments: h.enrolments,
-            enrolments_signature: h.enrolments_signature,
-            entries,
-        })
+        Ok(h.into_bundle(entries))
     }
 }
 

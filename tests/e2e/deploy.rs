@@ -977,7 +977,7 @@ mod backup {
     use shuzhuan_common::credit_code::CreditCode;
     use shuzhuan_common::inventory::IndustryType;
     use shuzhuan_common::merkle::SignedCheckpoint;
-    use shuzhuan_common::registry::{County, CountyKind, DeclaredRates, Enterprise, IndustryChain};
+    use shuzhuan_common::registry::{DeclaredRates, Enterprise};
     use shuzhuan_common::report::{verifying_key_to_b64, Hash32, Report, SCHEMA_VERSION};
     use shuzhuan_common::state::{DeviceState, StateSeconds};
     use shuzhuan_common::summary::{EnergyDelta, EnergyMethod, WindowSummary};
@@ -1106,22 +1106,7 @@ mod backup {
     /// A store with one enterprise and its enrolled agent `gw-1`.
     fn seed(path: &Path, now: i64) {
         let s = SqliteStore::open(path).unwrap();
-        s.upsert_counties(&[County {
-            id: "xiping".into(),
-            name: "西平县".into(),
-            name_en: "Xiping".into(),
-            kind: CountyKind::County,
-            division_code: None,
-        }])
-        .unwrap();
-        s.upsert_chains(&[IndustryChain {
-            id: "equipment".into(),
-            name: "装备制造".into(),
-            name_en: "Equipment".into(),
-            cluster: None,
-            industry_type: IndustryType::Discrete,
-        }])
-        .unwrap();
+        crate::fixtures::seed_county_and_chain(&s);
         s.import_registry(
             &[Enterprise {
                 credit_code: code(),

@@ -46,22 +46,7 @@ fn log_key() -> SigningKey {
 /// with `agent_key(10 * e + i)`.
 fn store(path: &Path, agents_per_enterprise: u8) -> SqliteStore {
     let s = SqliteStore::open(path).unwrap();
-    s.upsert_counties(&[County {
-        id: "xiping".into(),
-        name: "西平县".into(),
-        name_en: "Xiping".into(),
-        kind: CountyKind::County,
-        division_code: None,
-    }])
-    .unwrap();
-    s.upsert_chains(&[IndustryChain {
-        id: "equipment".into(),
-        name: "装备制造".into(),
-        name_en: "Equipment".into(),
-        cluster: None,
-        industry_type: IndustryType::Discrete,
-    }])
-    .unwrap();
+    crate::fixtures::seed_county_and_chain(&s);
     let ents: Vec<Enterprise> = [1, 2]
         .map(|n| Enterprise {
             credit_code: code(n),

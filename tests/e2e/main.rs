@@ -6,6 +6,7 @@ mod aggregator;
 mod dashboard;
 mod deploy;
 mod evidence;
+mod fixtures;
 mod influx;
 mod pipeline;
 mod sim;

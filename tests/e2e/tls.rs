@@ -11,7 +11,7 @@ use shuzhuan_agent::ship::tls::TlsFiles;
 use shuzhuan_aggregator::config::ServerTls;
 use shuzhuan_aggregator::store::{SqliteStore, Store};
 use shuzhuan_common::inventory::IndustryType;
-use shuzhuan_common::registry::{County, CountyKind, DeclaredRates, Enterprise, IndustryChain};
+use shuzhuan_common::registry::{DeclaredRates, Enterprise};
 use shuzhuan_tests::{free_port, repo_root, wait_for_port, Proc};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -306,22 +306,7 @@ fn spool_state(d: &Path) -> (usize, u64) {
 /// The enterprise of the agent in the aggregator's registry (enrolment needs it).
 fn register_enterprise(db: &Path) {
     let s = SqliteStore::open(db).unwrap();
-    s.upsert_counties(&[County {
-        id: "xiping".into(),
-        name: "西平县".into(),
-        name_en: "Xiping".into(),
-        kind: CountyKind::County,
-        division_code: None,
-    }])
-    .unwrap();
-    s.upsert_chains(&[IndustryChain {
-        id: "equipment".into(),
-        name: "装备制造".into(),
-        name_en: "Equipment".into(),
-        cluster: None,
-        industry_type: IndustryType::Discrete,
-    }])
-    .unwrap();
+    crate::fixtures::seed_county_and_chain(&s);
     s.import_registry(
         &[Enterprise {
             credit_code: ENTERPRISE.parse().unwrap(),

@@ -183,17 +183,7 @@ pub fn export_bundle(
         Ok(())
     })?;
     let h = head.expect("export_each always yields a header");
-    Ok(Bundle {
-        format: h.format,
-        enterprise: h.enterprise,
-        window_start: h.window_start,
-        window_end: h.window_end,
-        log_public_key: h.log_public_key,
-        checkpoint: h.checkpoint,
-        enrolments: h.enrolments,
-        enrolments_signature: h.enrolments_signature,
-        entries,
-    })
+    Ok(h.into_bundle(entries))
 }
 
 /// Writes the line-oriented bundle (format 2) of `enterprise` for
