@@ -19,6 +19,8 @@ apt_wanted=(
   "openssl openssl"
   "curl curl"
   "fonts-wqy-microhei /usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+  "dpkg-dev dpkg-shlibdeps"
+  "binutils readelf"
 )
 missing=()
 for pair in "${apt_wanted[@]}"; do
