@@ -15,6 +15,7 @@ pub mod model;
 pub mod notify;
 pub mod outputs;
 pub mod rates;
+pub mod reload;
 pub mod run;
 pub mod sample;
 pub mod ship;

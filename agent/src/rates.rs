@@ -91,6 +91,11 @@ impl LocalRates {
         }
     }
 
+    /// Replaces the inventory (a config reload); the windows kept stay.
+    pub fn set_inventory(&mut self, inventory: Inventory) {
+        self.inventory = inventory;
+    }
+
     /// Adds a sealed window (seconds since the epoch).
     pub fn add_window(&mut self, start: i64, end: i64, summaries: &[WindowSummary]) {
         let mut devices: BTreeMap<String, DeviceData> = BTreeMap::new();

@@ -7,11 +7,14 @@ use crate::config::{AgentConfig, WhenFull as CfgWhenFull};
 use crate::model::classify::PowerThresholds;
 use crate::model::{window_of, DeviceModel, DeviceParams};
 use crate::outputs::{router, AgentMetrics, DeviceStatus, Status};
+use crate::reload::{DeviceChanges, LinkSet, ReloadMetrics, Trigger};
 use crate::sample::SampleBatch;
 use crate::ship::{self, HttpTransport, Sealer, ShipMetrics, ShipOptions};
 use crate::shutdown::Coordinator;
 use crate::spool::{Spool, SpoolOptions, WhenFull};
-use std::collections::BTreeMap;
+use shuzhuan_common::inventory::Inventory;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,6 +58,76 @@ struct Windows {
     end: i64,
     window_secs: u32,
     first: bool,
+    /// The inventory in force (sent with the first report and at each day start).
+    inventory: Inventory,
+    /// Devices removed by a reload: sealed with the open window (flagged
+    /// partial), then dropped.
+    retiring: BTreeSet<String>,
+}
+
+/// Seal a window once the clock has passed its end by this much (wall), so
+/// late batches of the window still count: two of the longest poll intervals.
+fn grace_ms(cfg: &AgentConfig) -> i64 {
+    cfg.devices
+        .iter()
+        .map(|d| d.poll_interval_ms as i64)
+        .max()
+        .unwrap_or(1000)
+        * 2
+}
+
+fn device_status(d: &crate::config::DeviceConfig) -> DeviceStatus {
+    DeviceStatus {
+        name: d.inventory.name.clone(),
+        link: d.link.clone(),
+        ..DeviceStatus::default()
+    }
+}
+
+/// Applies a reloaded config's devices to the open window: added devices
+/// start a model now (their first window is flagged partial), changed ones
+/// keep their accumulators and take the new parameters, removed ones are
+/// marked to retire when the window seals.
+fn apply_devices(
+    w: &mut Windows,
+    new: &AgentConfig,
+    changes: &DeviceChanges,
+    now: i64,
+    status: &Mutex<Status>,
+) {
+    let params: BTreeMap<String, DeviceParams> = device_params(new)
+        .into_iter()
+        .map(|p| (p.id.clone(), p))
+        .collect();
+    let mut st = status.lock().expect("status lock");
+    for id in changes.added.iter().chain(&changes.changed) {
+        let p = params[id].clone();
+        w.retiring.remove(id);
+        match w.models.get_mut(id) {
+            Some(m) => m.params = p,
+            None => {
+                let mut m = DeviceModel::new(p);
+                m.start_at(now);
+                w.models.insert(id.clone(), m);
+            }
+        }
+        if let Some(d) = new.device(id) {
+            let e = st.devices.entry(id.clone()).or_default();
+            e.name = d.inventory.name.clone();
+            e.link = d.link.clone();
+        }
+    }
+    for id in &changes.removed {
+        w.retiring.insert(id.clone());
+    }
+}
+
+/// The next reload request, or never when there is no source of them.
+async fn next_reload(r: &mut Option<mpsc::Receiver<Trigger>>) -> Option<Trigger> {
+    match r {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn publish_spool(spool: &Mutex<Spool>, m: &AgentMetrics, clock: &Clock, status: &Mutex<Status>) {
@@ -76,6 +149,16 @@ fn publish_spool(spool: &Mutex<Spool>, m: &AgentMetrics, clock: &Clock, status: 
 /// Runs the agent until `shutdown` completes; then seals the open window
 /// (flagged partial), lets the shipper make a last attempt and returns.
 pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    run_reloadable(cfg, shutdown, None).await
+}
+
+/// [`run`], also reloading the config file on every request from `reloads`
+/// (see [`crate::reload`]).
+pub async fn run_reloadable(
+    mut cfg: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: Option<mpsc::Receiver<Trigger>>,
+) -> anyhow::Result<()> {
     let clock = cfg.clock();
     let data_dir = cfg.agent.data_dir.clone();
     let key = crate::keys::load_or_create(&data_dir)?;
@@ -87,16 +170,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
         devices: cfg
             .devices
             .iter()
-            .map(|d| {
-                (
-                    d.id().to_owned(),
-                    DeviceStatus {
-                        name: d.inventory.name.clone(),
-                        link: d.link.clone(),
-                        ..DeviceStatus::default()
-                    },
-                )
-            })
+            .map(|d| (d.id().to_owned(), device_status(d)))
             .collect(),
         ..Status::default()
     }));
@@ -117,11 +191,14 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     // Held so the channel stays open when no link is configured (every
     // device then reports as disconnected); shutdown is the only way out.
     let _keep_open = tx.clone();
-    let _sources = crate::sources::spawn_all(&cfg, clock, tx, &registry, &coord);
+    let reload_metrics = ReloadMetrics::register(&registry)?;
+    let mut links = LinkSet::new(&registry, clock, tx)?;
+    links.apply(&cfg).await;
     let influx = match &cfg.influxdb {
         Some(i) => Some(crate::outputs::influx::start(
             i,
             &cfg.agent.id,
+            &cfg.agent.data_dir,
             &registry,
             coord.handle(),
         )?),
@@ -171,12 +248,13 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
         end,
         window_secs: cfg.agent.window_secs,
         first: true,
+        inventory: cfg.inventory(),
+        retiring: BTreeSet::new(),
     };
     tracing::info!(agent = %cfg.agent.id, devices = w.models.len(), window_start = start / 1000, "agent running");
     crate::notify::notify("READY=1");
     let mut watchdog = crate::notify::Watchdog::from_env();
     watchdog.feed(std::time::Instant::now());
-    let inventory = cfg.inventory();
     let config_dir = cfg.path.parent().unwrap_or(std::path::Path::new("."));
     let rules = crate::rates::find_rules(&crate::rates::rules_candidates(
         config_dir,
@@ -185,22 +263,39 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     if let Err(why) = &rules {
         tracing::warn!(%why, "local enterprise rates: declared only");
     }
-    let mut local_rates = crate::rates::LocalRates::new(
-        inventory.clone(),
+    let local_rates = RefCell::new(crate::rates::LocalRates::new(
+        w.inventory.clone(),
         cfg.agent.industry,
         rules,
         cfg.agent.window_secs,
-    );
+    ));
     let rate_gauges = crate::rates::RateGauges::register(&registry)?;
-    status.lock().expect("status lock").rates = Some(local_rates.snapshot());
-    let mut seal = |w: &mut Windows, partial: bool| {
+    status.lock().expect("status lock").rates = Some(local_rates.borrow().snapshot());
+    let seal = |w: &mut Windows, partial: bool| {
         let summaries: Vec<_> = w
             .models
             .values_mut()
-            .map(|m| m.seal(w.start, w.end, partial))
+            .map(|m| {
+                let retiring = w.retiring.contains(&m.params.id);
+                m.seal(w.start, w.end, partial || retiring)
+            })
             .collect();
-        local_rates.add_window(w.start / 1000, w.end / 1000, &summaries);
-        let snapshot = local_rates.snapshot();
+        for id in std::mem::take(&mut w.retiring) {
+            w.models.remove(&id);
+            metrics.samples.remove_label_values(&[&id]).ok();
+            metrics.power.remove_label_values(&[&id]).ok();
+            for s in shuzhuan_common::state::DeviceState::ALL {
+                metrics
+                    .device_state
+                    .remove_label_values(&[&id, s.as_str()])
+                    .ok();
+            }
+            status.lock().expect("status lock").devices.remove(&id);
+        }
+        let mut rates = local_rates.borrow_mut();
+        rates.add_window(w.start / 1000, w.end / 1000, &summaries);
+        let snapshot = rates.snapshot();
+        drop(rates);
         rate_gauges.set(&snapshot);
         status.lock().expect("status lock").rates = Some(snapshot);
         if let Some(ix) = &influx {
@@ -215,7 +310,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
             }
         }
         let day_start = w.start.rem_euclid(86_400_000) == 0;
-        let inv = (w.first || day_start).then(|| inventory.clone());
+        let inv = (w.first || day_start).then(|| w.inventory.clone());
         let created = clock.now_ms().max(w.end) / 1000;
         // Signing and the fsynced append run off the runtime so the polls keep time.
         match crate::blocking::off_runtime(|| {
@@ -243,15 +338,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
         w.end += i64::from(w.window_secs) * 1000;
     };
 
-    // Seal a window once the clock has passed its end by this much (wall),
-    // so late batches of the window still count.
-    let grace_ms = cfg
-        .devices
-        .iter()
-        .map(|d| d.poll_interval_ms as i64)
-        .max()
-        .unwrap_or(1000)
-        * 2;
+    let mut grace_ms = grace_ms(&cfg);
     let tick = clock
         .wall_duration(Duration::from_millis(1000))
         .max(Duration::from_millis(20));
@@ -291,6 +378,40 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
                 }
                 publish_spool(&spool, &metrics, &clock, &status);
             }
+            Some(trigger) = next_reload(&mut reloads) => {
+                let path = cfg.path.clone();
+                let loaded = crate::blocking::off_runtime(|| crate::reload::load_checked(&path, &cfg));
+                match loaded {
+                    Err(why) => {
+                        reload_metrics.refused();
+                        for line in why.lines() {
+                            tracing::error!(trigger = trigger.as_str(), "config reload refused, the running config stays: {line}");
+                        }
+                    }
+                    Ok(new) => {
+                        let changes = DeviceChanges::between(&cfg, &new);
+                        let lc = links.apply(&new).await;
+                        apply_devices(&mut w, &new, &changes, clock.now_ms(), &status);
+                        let inv = new.inventory();
+                        if inv != w.inventory {
+                            local_rates.borrow_mut().set_inventory(inv.clone());
+                            w.inventory = inv;
+                            // The next report carries the new inventory.
+                            w.first = true;
+                        }
+                        grace_ms = self::grace_ms(&new);
+                        cfg = new;
+                        reload_metrics.applied();
+                        tracing::info!(
+                            trigger = trigger.as_str(),
+                            added = ?changes.added, removed = ?changes.removed, changed = ?changes.changed,
+                            links_started = ?lc.started, links_restarted = ?lc.restarted,
+                            links_stopped = ?lc.stopped, links_kept = lc.kept.len(),
+                            "config reloaded"
+                        );
+                    }
+                }
+            }
             _ = &mut shutdown => break,
         }
     }
@@ -298,9 +419,11 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow
     tracing::info!("shutting down: sealing the open window");
     seal(&mut w, true);
     wake.notify_one();
-    if tokio::time::timeout(Duration::from_secs(10), coord.shutdown())
-        .await
-        .is_err()
+    if tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(coord.shutdown(), links.shutdown())
+    })
+    .await
+    .is_err()
     {
         tracing::warn!("some tasks did not stop within 10 s");
     }

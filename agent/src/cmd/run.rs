@@ -12,6 +12,9 @@ pub struct Args {
     pub config: PathBuf,
 }
 
+/// How often the config file is looked at for a change.
+const RELOAD_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn terminated() {
     #[cfg(unix)]
@@ -51,7 +54,12 @@ pub fn run(args: &Args) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(crate::run::run(cfg, terminated())) {
+    let reloads = async {
+        // SIGHUP or a change of the file reloads it (crate::reload).
+        let triggers = crate::reload::triggers(&cfg.path, RELOAD_POLL);
+        crate::run::run_reloadable(cfg, terminated(), Some(triggers)).await
+    };
+    match rt.block_on(reloads) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("shuzhuan-agent: {e:#}");

@@ -44,12 +44,34 @@ impl Precision {
     }
 }
 
+/// Where lines wait for the server (`buffer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InfluxBuffer {
+    /// Segment files under `<data_dir>/influx/`, kept over restarts,
+    /// bounded by `max_buffer_bytes`.
+    #[default]
+    Disk,
+    /// Memory only, bounded by `max_buffer_lines`; lost at a stop.
+    Memory,
+}
+
 /// `[influxdb]`, validated. The token is read from `token_file` at load time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InfluxDbSection {
-    /// `http://host:port[/prefix]` of the InfluxDB v2 API; `/api/v2/write` is appended.
+    /// `http://` or `https://host:port[/prefix]` of the InfluxDB v2 API;
+    /// `/api/v2/write` is appended.
     pub url: String,
+    /// PEM file of the CA(s) that signed an `https` server's certificate
+    /// (only these are trusted); relative: from the config's folder.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM) for servers asking for one.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
     pub org: String,
     pub bucket: String,
     /// API token, sent as `Authorization: Token …` (none: no header).
@@ -70,10 +92,17 @@ pub struct InfluxDbSection {
     /// Wall milliseconds between writes while lines wait (default 1000).
     #[serde(default = "default_flush_ms")]
     pub flush_interval_ms: u64,
-    /// Lines kept in memory while the server is unreachable (default
-    /// 100000); beyond it the oldest lines are dropped and counted.
+    /// `disk` (default) or `memory`.
+    #[serde(default)]
+    pub buffer: InfluxBuffer,
+    /// With `buffer = "memory"`: lines kept while the server is unreachable
+    /// (default 100000); beyond it the oldest lines are dropped and counted.
     #[serde(default = "default_max_buffer")]
     pub max_buffer_lines: usize,
+    /// With `buffer = "disk"`: bytes of unsent lines kept on disk (default
+    /// 64 MiB); beyond it the oldest segment files are dropped and counted.
+    #[serde(default = "default_max_buffer_bytes")]
+    pub max_buffer_bytes: u64,
     /// Timeout of one write request (default 10000).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -94,6 +123,17 @@ pub struct InfluxDbSection {
     pub gzip: bool,
 }
 
+impl InfluxDbSection {
+    /// The TLS files of an `https` URL.
+    pub fn tls_files(&self) -> crate::ship::tls::TlsFiles {
+        crate::ship::tls::TlsFiles {
+            ca_file: self.ca_file.clone(),
+            client_cert_file: self.client_cert_file.clone(),
+            client_key_file: self.client_key_file.clone(),
+        }
+    }
+}
+
 fn default_prefix() -> String {
     "shuzhuan_".to_owned()
 }
@@ -105,6 +145,9 @@ fn default_flush_ms() -> u64 {
 }
 fn default_max_buffer() -> usize {
     100_000
+}
+fn default_max_buffer_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 fn default_timeout_ms() -> u64 {
     10_000
@@ -129,17 +172,53 @@ pub(super) fn section<'t>(
     let t = v.get_ref().as_table().expect("a table deserialized");
     let span = |k: &str| get(t, k).map(|x| x.span()).or_else(|| Some(v.span()));
     let mut ok = true;
-    if !s.url.starts_with("http://") {
-        let hint = if s.url.starts_with("https://") {
-            "https is not supported by the InfluxDB sink in this build; hint: a local TLS proxy, or http on a trusted network"
-        } else {
-            "hint: \"http://127.0.0.1:8086\""
-        };
+    let https = s.url.starts_with("https://");
+    if !s.url.starts_with("http://") && !https {
         cx.err(
             span("url"),
-            format!("[influxdb] url `{}` is not an http:// URL; {hint}", s.url),
+            format!(
+                "[influxdb] url `{}` is not an http:// or https:// URL; hint: \"http://127.0.0.1:8086\"",
+                s.url
+            ),
         );
         ok = false;
+    }
+    s.ca_file = s.ca_file.map(|p| base.join(p));
+    s.client_cert_file = s.client_cert_file.map(|p| base.join(p));
+    s.client_key_file = s.client_key_file.map(|p| base.join(p));
+    if https && s.ca_file.is_none() {
+        cx.err(
+            span("url"),
+            format!("[influxdb] url `{}` is https but ca_file is missing; hint: ca_file = \"ca.pem\", the PEM file of the CA that signed the InfluxDB server's certificate", s.url),
+        );
+        ok = false;
+    }
+    if s.client_cert_file.is_some() != s.client_key_file.is_some() {
+        cx.err(
+            span("client_cert_file").or(span("client_key_file")),
+            "[influxdb] client_cert_file and client_key_file go together: set both or neither",
+        );
+        ok = false;
+    }
+    // The PEM files are read now so that check-config finds a bad one.
+    if ok && https {
+        if let Err(e) = crate::outputs::influx::client::HttpWrite::with_tls(
+            &s.url,
+            &s.org,
+            &s.bucket,
+            s.precision.as_str(),
+            None,
+            std::time::Duration::from_millis(1),
+            &s.tls_files(),
+        ) {
+            let key = if e.contains("client_") {
+                "client_cert_file"
+            } else {
+                "ca_file"
+            };
+            cx.err(span(key), e);
+            ok = false;
+        }
     }
     for (key, val) in [("org", &s.org), ("bucket", &s.bucket)] {
         if val.trim().is_empty() {
@@ -158,6 +237,7 @@ pub(super) fn section<'t>(
         ("batch_lines", s.batch_lines as u64),
         ("flush_interval_ms", s.flush_interval_ms),
         ("max_buffer_lines", s.max_buffer_lines as u64),
+        ("max_buffer_bytes", s.max_buffer_bytes),
         ("timeout_ms", s.timeout_ms),
         ("backoff_initial_ms", s.backoff_initial_ms),
     ] {
@@ -173,7 +253,7 @@ pub(super) fn section<'t>(
         );
         ok = false;
     }
-    if s.max_buffer_lines < s.batch_lines {
+    if s.buffer == InfluxBuffer::Memory && s.max_buffer_lines < s.batch_lines {
         cx.err(
             span("max_buffer_lines"),
             format!(
@@ -243,6 +323,8 @@ mod tests {
         assert_eq!(i.precision, Precision::Millis);
         assert_eq!(i.measurement_prefix, "shuzhuan_");
         assert_eq!((i.batch_lines, i.max_buffer_lines), (5000, 100_000));
+        assert_eq!(i.buffer, super::InfluxBuffer::Disk);
+        assert_eq!(i.max_buffer_bytes, 64 << 20);
         assert!(i.samples && i.windows && i.gzip);
         assert!(load(d.path(), "").unwrap().influxdb.is_none());
     }
@@ -250,13 +332,13 @@ mod tests {
     #[test]
     fn problems_are_located_and_explained() {
         let d = tempfile::tempdir().unwrap();
-        let text = "[influxdb]\nurl = \"https://influx\"\norg = \"\"\nbucket = \"b\"\ntoken = \"x\"\ntoken_file = \"missing\"\nbatch_lines = 10\nmax_buffer_lines = 5\n";
+        let text = "[influxdb]\nurl = \"https://influx\"\norg = \"\"\nbucket = \"b\"\ntoken = \"x\"\ntoken_file = \"missing\"\nbatch_lines = 10\nmax_buffer_lines = 5\nbuffer = \"memory\"\n";
         let e = load(d.path(), text).unwrap_err();
         let all = e.to_string();
         assert_eq!(e.0.len(), 4, "{all}");
         let line = |n: usize| e.0.iter().filter(|x| x.line == n + 5).count();
         assert_eq!(line(2), 1, "url: {all}");
-        assert!(all.contains("https is not supported"), "{all}");
+        assert!(all.contains("https but ca_file is missing"), "{all}");
         assert_eq!(line(3), 1, "org: {all}");
         assert_eq!(line(6), 1, "token and token_file: {all}");
         assert_eq!(line(8), 1, "buffer below batch: {all}");

@@ -11,7 +11,7 @@ mod influx;
 mod load;
 mod tags;
 
-pub use influx::{InfluxDbSection, Precision};
+pub use influx::{InfluxBuffer, InfluxDbSection, Precision};
 
 use crate::clock::Clock;
 use crate::sources::opcua::{OpcUaDeviceConfig, OpcUaLinkConfig};

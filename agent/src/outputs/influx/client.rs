@@ -1,7 +1,9 @@
 //! The HTTP side of the InfluxDB sink: one `POST /api/v2/write` per batch on
 //! a fresh HTTP/1.1 connection (hyper), with a timeout, the body gzipped
-//! unless `gzip = false`. `http://` only, as the config loader enforces.
+//! unless `gzip = false`. `https://` runs the same HTTP/1.1 over rustls,
+//! trusting only `[influxdb] ca_file` (as the aggregator link does).
 
+use crate::ship::tls::{self, TlsClient, TlsFiles};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::Request;
@@ -19,6 +21,8 @@ pub trait WriteTransport: Send + Sync + 'static {
 /// The real transport.
 #[derive(Debug, Clone)]
 pub struct HttpWrite {
+    /// Set for `https://` URLs: trusts only `[influxdb] ca_file`.
+    pub tls: Option<TlsClient>,
     /// `host:port`.
     pub authority: String,
     /// Path and query: `/prefix/api/v2/write?org=…&bucket=…&precision=…`.
@@ -64,9 +68,37 @@ impl HttpWrite {
         token: Option<&str>,
         timeout: Duration,
     ) -> Result<HttpWrite, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("[influxdb] url `{url}` must start with http://"))?;
+        HttpWrite::with_tls(
+            url,
+            org,
+            bucket,
+            precision,
+            token,
+            timeout,
+            &TlsFiles::default(),
+        )
+    }
+
+    /// [`HttpWrite::new`] for `http://` or `https://`; `https` needs
+    /// `files.ca_file` (and may present a client certificate).
+    pub fn with_tls(
+        url: &str,
+        org: &str,
+        bucket: &str,
+        precision: &str,
+        token: Option<&str>,
+        timeout: Duration,
+        files: &TlsFiles,
+    ) -> Result<HttpWrite, String> {
+        let (https, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else {
+            return Err(format!(
+                "[influxdb] url `{url}` must start with http:// or https://"
+            ));
+        };
         let (auth, prefix) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
@@ -74,12 +106,28 @@ impl HttpWrite {
         if auth.is_empty() {
             return Err(format!("[influxdb] url `{url}` has no host"));
         }
-        let authority = if auth.contains(':') {
+        let (host, has_port) = match auth.strip_prefix('[') {
+            Some(b) => match b.find(']') {
+                Some(close) => (&b[..close], b[close + 1..].starts_with(':')),
+                None => return Err(format!("[influxdb] url `{url}`: unclosed `[` in the host")),
+            },
+            None => match auth.rsplit_once(':') {
+                Some((h, _)) => (h, true),
+                None => (auth, false),
+            },
+        };
+        let authority = if has_port {
             auth.to_owned()
         } else {
-            format!("{auth}:80")
+            format!("{auth}:{}", if https { 443 } else { 80 })
+        };
+        let tls = if https {
+            Some(tls_client(host, files).map_err(|e| format!("[influxdb] url `{url}`: {e}"))?)
+        } else {
+            None
         };
         Ok(HttpWrite {
+            tls,
             authority,
             path_and_query: format!(
                 "{prefix}/api/v2/write?org={}&bucket={}&precision={precision}",
@@ -99,6 +147,41 @@ impl WriteTransport for HttpWrite {
             let stream = tokio::net::TcpStream::connect(&self.authority)
                 .await
                 .map_err(|e| format!("connect {}: {e}", self.authority))?;
+            match &self.tls {
+                None => self.exchange(stream, body).await,
+                Some(tls) => {
+                    let stream = tls
+                        .connector
+                        .connect(tls.server_name.clone(), stream)
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "TLS handshake with {}: {}",
+                                self.authority,
+                                explain(&e, tls)
+                            )
+                        })?;
+                    self.exchange(stream, body).await
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "no answer from {} within {:?}",
+                self.authority, self.timeout
+            )),
+        }
+    }
+}
+
+impl HttpWrite {
+    /// One write over an open stream (plain or TLS).
+    async fn exchange<S>(&self, stream: S, body: String) -> Result<(u16, String), String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        {
             let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| format!("handshake {}: {e}", self.authority))?;
@@ -131,13 +214,62 @@ impl WriteTransport for HttpWrite {
                 .to_bytes();
             conn_task.abort();
             Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "no answer from {} within {:?}",
-                self.authority, self.timeout
-            )),
         }
     }
+}
+
+/// The TLS client of `[influxdb]`: the agent's rustls setup (ring
+/// provider, PEM loading as for the aggregator), trusting exactly the CAs of
+/// `ca_file`, with an optional client certificate.
+pub fn tls_client(host: &str, files: &TlsFiles) -> Result<TlsClient, String> {
+    let Some(ca_file) = &files.ca_file else {
+        return Err(
+            "https needs [influxdb] ca_file: the PEM file of the CA that signed the server's certificate"
+                .into(),
+        );
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in tls::load_certs(ca_file, "[influxdb] ca_file")? {
+        roots.add(cert).map_err(|e| {
+            format!(
+                "[influxdb] ca_file `{}`: a certificate is not a usable CA: {e}",
+                ca_file.display()
+            )
+        })?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots);
+    let config =
+        match (&files.client_cert_file, &files.client_key_file) {
+            (Some(cert), Some(key)) => {
+                let chain = tls::load_certs(cert, "[influxdb] client_cert_file")?;
+                let key = tls::load_key(key, "[influxdb] client_key_file")?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    format!(
+                        "[influxdb] client_cert_file `{}` and client_key_file: {e}",
+                        cert.display()
+                    )
+                })?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => return Err(
+                "[influxdb] client_cert_file and client_key_file go together: set both or neither"
+                    .into(),
+            ),
+        };
+    let server_name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|_| format!("`{host}` is not a valid TLS server name"))?;
+    Ok(TlsClient {
+        connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+        server_name,
+        ca_file: ca_file.clone(),
+    })
+}
+
+/// A failed handshake in words (the aggregator's explanations, naming
+/// `[influxdb] ca_file`).
+fn explain(e: &std::io::Error, tls: &TlsClient) -> String {
+    tls::explain(e, tls).replace("[aggregator] ca_file", "[influxdb] ca_file")
 }

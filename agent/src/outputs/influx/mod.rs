@@ -15,9 +15,10 @@
 //! flush attempt are counted with `reason="shutdown"`.
 
 pub mod client;
+pub mod disk;
 pub mod line;
 
-use crate::config::{InfluxDbSection, Precision};
+use crate::config::{InfluxBuffer, InfluxDbSection, Precision};
 use crate::sample::{Quality, SampleBatch, Value};
 use crate::shutdown::Shutdown;
 use client::WriteTransport;
@@ -37,6 +38,7 @@ pub struct InfluxMetrics {
     pub dropped: IntCounterVec,
     pub errors: IntCounterVec,
     pub buffered: IntGauge,
+    pub buffered_bytes: IntGauge,
 }
 
 impl InfluxMetrics {
@@ -62,13 +64,18 @@ impl InfluxMetrics {
             )?,
             buffered: IntGauge::new(
                 "shuzhuan_agent_influx_buffer_lines",
-                "Lines waiting in memory for the InfluxDB server",
+                "Lines waiting (in memory or in the disk buffer) for the InfluxDB server",
+            )?,
+            buffered_bytes: IntGauge::new(
+                "shuzhuan_agent_influx_buffer_bytes",
+                "Bytes of lines waiting in the disk buffer (0 with the memory buffer)",
             )?,
         };
         reg.register(Box::new(m.written.clone()))?;
         reg.register(Box::new(m.dropped.clone()))?;
         reg.register(Box::new(m.errors.clone()))?;
         reg.register(Box::new(m.buffered.clone()))?;
+        reg.register(Box::new(m.buffered_bytes.clone()))?;
         Ok(m)
     }
 }
@@ -82,10 +89,20 @@ struct Buffer {
     base: u64,
 }
 
+/// Where a peeked batch sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    /// Sequence number of the batch's first line in the memory buffer.
+    Memory(u64),
+    Disk(disk::DiskToken),
+}
+
 /// Shared between the run loop (producer) and the writer task.
 #[derive(Debug)]
 pub struct Shared {
     buf: Mutex<Buffer>,
+    /// Set with `buffer = "disk"`: lines go here instead of `buf`.
+    disk: Option<Mutex<disk::DiskQueue>>,
     notify: Notify,
     max_lines: usize,
     batch_lines: usize,
@@ -96,6 +113,7 @@ impl Shared {
     pub fn new(max_lines: usize, batch_lines: usize, metrics: InfluxMetrics) -> Shared {
         Shared {
             buf: Mutex::new(Buffer::default()),
+            disk: None,
             notify: Notify::new(),
             max_lines: max_lines.max(1),
             batch_lines: batch_lines.max(1),
@@ -103,8 +121,44 @@ impl Shared {
         }
     }
 
+    /// A sink buffering on disk in `queue`.
+    pub fn with_disk(queue: disk::DiskQueue, batch_lines: usize, metrics: InfluxMetrics) -> Shared {
+        metrics.buffered.set(queue.lines() as i64);
+        metrics.buffered_bytes.set(queue.bytes() as i64);
+        let mut s = Shared::new(usize::MAX, batch_lines, metrics);
+        s.disk = Some(Mutex::new(queue));
+        s
+    }
+
     /// Appends lines; never waits on the network.
     pub fn push(&self, lines: impl IntoIterator<Item = String>) {
+        if let Some(d) = &self.disk {
+            let lines: Vec<String> = lines.into_iter().collect();
+            let mut q = d.lock().expect("influx disk lock");
+            match q.append(&lines) {
+                Ok(0) => {}
+                Ok(n) => self
+                    .metrics
+                    .dropped
+                    .with_label_values(&["buffer_full"])
+                    .inc_by(n),
+                Err(e) => {
+                    self.metrics
+                        .dropped
+                        .with_label_values(&["disk_error"])
+                        .inc_by(lines.len() as u64);
+                    tracing::error!(error = %e, lines = lines.len(), "InfluxDB disk buffer: cannot append; lines dropped");
+                }
+            }
+            self.metrics.buffered.set(q.lines() as i64);
+            self.metrics.buffered_bytes.set(q.bytes() as i64);
+            let full = q.lines() >= self.batch_lines as u64;
+            drop(q);
+            if full {
+                self.notify.notify_one();
+            }
+            return;
+        }
         let mut b = self.buf.lock().expect("influx buffer lock");
         let mut dropped = 0u64;
         for l in lines {
@@ -131,15 +185,32 @@ impl Shared {
 
     /// Lines waiting.
     pub fn len(&self) -> usize {
+        if let Some(d) = &self.disk {
+            return d.lock().expect("influx disk lock").lines() as usize;
+        }
         self.buf.lock().expect("influx buffer lock").lines.len()
+    }
+
+    /// Whether lines stay on disk over a restart.
+    pub fn is_disk(&self) -> bool {
+        self.disk.is_some()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The oldest batch: its first sequence number, line count and body.
-    fn peek(&self) -> Option<(u64, usize, String)> {
+    /// The oldest batch: where it sits, its line count and body.
+    fn peek(&self) -> Option<(Token, usize, String)> {
+        if let Some(d) = &self.disk {
+            return match d.lock().expect("influx disk lock").peek(self.batch_lines) {
+                Ok(p) => p.map(|(t, n, body)| (Token::Disk(t), n, body)),
+                Err(e) => {
+                    tracing::error!(error = %e, "InfluxDB disk buffer: cannot read");
+                    None
+                }
+            };
+        }
         let b = self.buf.lock().expect("influx buffer lock");
         if b.lines.is_empty() {
             return None;
@@ -150,11 +221,26 @@ impl Shared {
             body.push_str(l);
             body.push('\n');
         }
-        Some((b.base, n, body))
+        Some((Token::Memory(b.base), n, body))
     }
 
     /// Removes what is left of a sent batch; returns how many lines that was.
-    fn remove(&self, first: u64, n: usize) -> u64 {
+    fn remove(&self, token: Token, n: usize) -> u64 {
+        let first = match token {
+            Token::Memory(first) => first,
+            Token::Disk(t) => {
+                let mut q = self
+                    .disk
+                    .as_ref()
+                    .expect("a disk buffer")
+                    .lock()
+                    .expect("influx disk lock");
+                let k = q.ack(t, n);
+                self.metrics.buffered.set(q.lines() as i64);
+                self.metrics.buffered_bytes.set(q.bytes() as i64);
+                return k;
+            }
+        };
         let mut b = self.buf.lock().expect("influx buffer lock");
         let end = first + n as u64;
         let k = end.saturating_sub(b.base).min(b.lines.len() as u64);
@@ -503,7 +589,9 @@ pub async fn run_writer<T: WriteTransport>(
         }
     }
     let left = shared.len();
-    if left > 0 {
+    if left > 0 && shared.is_disk() {
+        tracing::info!(lines = left, bucket = %opts.bucket, "InfluxDB lines unsent at stop stay in the disk buffer for the next start");
+    } else if left > 0 {
         let mut b = shared.buf.lock().expect("influx buffer lock");
         b.lines.clear();
         shared.metrics.buffered.set(0);
@@ -520,20 +608,33 @@ pub async fn run_writer<T: WriteTransport>(
 pub fn start(
     cfg: &InfluxDbSection,
     agent: &str,
+    data_dir: &std::path::Path,
     registry: &Registry,
     stop: Shutdown,
 ) -> anyhow::Result<InfluxSink> {
     let metrics = InfluxMetrics::register(registry)?;
-    let shared = Arc::new(Shared::new(cfg.max_buffer_lines, cfg.batch_lines, metrics));
-    let mut transport = client::HttpWrite::new(
+    let mut transport = client::HttpWrite::with_tls(
         &cfg.url,
         &cfg.org,
         &cfg.bucket,
         cfg.precision.as_str(),
         cfg.token.as_deref(),
         Duration::from_millis(cfg.timeout_ms),
+        &cfg.tls_files(),
     )
     .map_err(|e| anyhow::anyhow!(e))?;
+    let shared = Arc::new(match cfg.buffer {
+        InfluxBuffer::Memory => Shared::new(cfg.max_buffer_lines, cfg.batch_lines, metrics),
+        InfluxBuffer::Disk => {
+            let dir = data_dir.join("influx");
+            let q = disk::DiskQueue::open(&dir, cfg.max_buffer_bytes)
+                .map_err(|e| anyhow::anyhow!("[influxdb] disk buffer {}: {e}", dir.display()))?;
+            if q.lines() > 0 {
+                tracing::info!(lines = q.lines(), dir = %dir.display(), "InfluxDB lines from before the restart will be sent first");
+            }
+            Shared::with_disk(q, cfg.batch_lines, metrics)
+        }
+    });
     transport.gzip = cfg.gzip;
     tokio::spawn(run_writer(
         shared.clone(),

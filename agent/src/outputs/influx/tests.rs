@@ -241,7 +241,7 @@ fn the_buffer_is_bounded_and_counts_what_it_drops() {
     // A batch taken, then the front dropped for room while it was in flight:
     // only what is still there is removed.
     let (first, n, body) = shared.peek().unwrap();
-    assert_eq!((first, n, body.as_str()), (2, 2, "l2\nl3\n"));
+    assert_eq!((first, n, body.as_str()), (Token::Memory(2), 2, "l2\nl3\n"));
     shared.push(["l5".to_owned()]);
     assert_eq!(shared.remove(first, n), 1);
     let (_, _, body) = shared.peek().unwrap();
