@@ -13,7 +13,6 @@ use crate::ship::{self, HttpTransport, Sealer, ShipMetrics, ShipOptions};
 use crate::shutdown::Coordinator;
 use crate::spool::{Spool, SpoolOptions, WhenFull};
 use shuzhuan_common::inventory::Inventory;
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -263,14 +262,15 @@ pub async fn run_reloadable(
     if let Err(why) = &rules {
         tracing::warn!(%why, "local enterprise rates: declared only");
     }
-    let local_rates = RefCell::new(crate::rates::LocalRates::new(
+    let local_rates = Mutex::new(crate::rates::LocalRates::new(
         w.inventory.clone(),
         cfg.agent.industry,
         rules,
         cfg.agent.window_secs,
     ));
     let rate_gauges = crate::rates::RateGauges::register(&registry)?;
-    status.lock().expect("status lock").rates = Some(local_rates.borrow().snapshot());
+    status.lock().expect("status lock").rates =
+        Some(local_rates.lock().expect("rates lock").snapshot());
     let seal = |w: &mut Windows, partial: bool| {
         let summaries: Vec<_> = w
             .models
@@ -292,7 +292,7 @@ pub async fn run_reloadable(
             }
             status.lock().expect("status lock").devices.remove(&id);
         }
-        let mut rates = local_rates.borrow_mut();
+        let mut rates = local_rates.lock().expect("rates lock");
         rates.add_window(w.start / 1000, w.end / 1000, &summaries);
         let snapshot = rates.snapshot();
         drop(rates);
@@ -394,7 +394,10 @@ pub async fn run_reloadable(
                         apply_devices(&mut w, &new, &changes, clock.now_ms(), &status);
                         let inv = new.inventory();
                         if inv != w.inventory {
-                            local_rates.borrow_mut().set_inventory(inv.clone());
+                            local_rates
+                                .lock()
+                                .expect("rates lock")
+                                .set_inventory(inv.clone());
                             w.inventory = inv;
                             // The next report carries the new inventory.
                             w.first = true;
