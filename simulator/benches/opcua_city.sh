@@ -4,7 +4,9 @@
 # with its Machines folder) while an asyncua poller reads every machine's
 # eight variables once a second, one session per machine; then the same
 # poller against a baseline measured in the same run: one asyncua server
-# (Python) holding the same N machines with the same BrowseNames.
+# (Python) holding the same N machines with the same BrowseNames. The
+# simulator runs twice: with each server's full namespace 0 (default) and
+# with --opcua-lean-ns0.
 # Usage: simulator/benches/opcua_city.sh [plants=100] [seconds=60]
 # SKIP_BUILD=1 uses the existing target/release/shuzhuan-sim.
 set -euo pipefail
@@ -68,18 +70,28 @@ profile = "opcua-machinetool-cnc"
 TOML
   args+=(--config "$work/plants/p$i.toml")
 done
-start=$(date +%s.%N)
-target/release/shuzhuan-sim "${args[@]}" --out "$work/out" --time-scale 60 2>"$work/sim.log" &
-sim=$!
-for _ in $(seq 1 1200); do [ -f "$work/out/ports.json" ] && break; sleep 0.25; done
-echo "simulator up in $(echo "$(date +%s.%N) - $start" | bc | cut -c1-5) s (first start makes each server's RSA key)"
-.venv/bin/python -c '
+# run_sim LABEL [ARGS...]: start the simulator, measure it, stop it.
+run_sim() {
+  local label=$1; shift
+  local start
+  rm -rf "$work/out"
+  start=$(date +%s.%N)
+  target/release/shuzhuan-sim "${args[@]}" "$@" --out "$work/out" --time-scale 60 2>"$work/sim-$label.log" &
+  sim=$!
+  for _ in $(seq 1 1200); do [ -f "$work/out/ports.json" ] && break; sleep 0.25; done
+  echo "$label: simulator up in $(echo "$(date +%s.%N) - $start" | bc | cut -c1-5) s (first start makes each server's RSA key)"
+  .venv/bin/python -c '
 import json, sys
 ports = json.load(open(sys.argv[1]))
 json.dump([{"url": v["links"]["cnc-ua"], "machine": "cnc-1"} for k, v in ports.items() if k != "control"], open(sys.argv[2], "w"))
 ' "$work/out/ports.json" "$work/targets.json"
-measure "$sim" sim
-kill "$sim"; wait "$sim" 2>/dev/null || true; sim=
+  measure "$sim" "$label"
+  kill "$sim"; wait "$sim" 2>/dev/null || true; sim=
+}
+# Before and after in the same run: the full namespace 0 per server (the
+# default), then --opcua-lean-ns0 (simulator/src/opcua/lean.rs).
+run_sim sim
+run_sim lean --opcua-lean-ns0
 
 # The baseline: one asyncua server with the same N machines.
 port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -87,5 +99,5 @@ port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 peer=$!
 for _ in $(seq 1 600); do grep -q READY "$work/peer.log" && break; sleep 0.5; done
 measure "$peer" peer
-echo "plants=$N sim cpu=${cpu_sim}% rss=${rss_sim}kB | asyncua peer cpu=${cpu_peer}% rss=${rss_peer}kB | cpu ratio peer/sim=$(echo "scale=1; $cpu_peer/$cpu_sim" | bc)"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
+echo "plants=$N sim cpu=${cpu_sim}% rss=${rss_sim}kB | lean ns0 cpu=${cpu_lean}% rss=${rss_lean}kB | asyncua peer cpu=${cpu_peer}% rss=${rss_peer}kB | cpu ratio peer/sim=$(echo "scale=2; $cpu_peer/$cpu_sim" | bc) peer/lean=$(echo "scale=2; $cpu_peer/$cpu_lean" | bc) | rss lean/full=$(echo "scale=3; $rss_lean/$rss_sim" | bc) peer/lean=$(echo "scale=3; $rss_peer/$rss_lean" | bc)"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"

@@ -53,6 +53,49 @@ pub fn load_units(config_dir: &std::path::Path) -> Result<(CityUnits, bool), Loc
     Ok((tomlpos::parse(&shown, &text)?, fallback))
 }
 
+/// Choices of a generated city beyond its size and seed. The default is the
+/// city every test and the demo use; other values change only what they name
+/// (the random draws stay the same, so the plants keep their counties,
+/// chains, machine kinds and meters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CityOptions {
+    /// Machines per plant, smallest and largest (inclusive; at most 99, as
+    /// they take Modbus unit ids 1..=99 beside the meters' 100 and 101).
+    pub machines: (u8, u8),
+    /// Serve digitized CNC machines over OPC UA (one server per plant that
+    /// has one, link `cnc-ua`, OPC UA for Machine Tools names) instead of as
+    /// PLC-style Modbus devices.
+    pub cnc_opcua: bool,
+}
+
+impl Default for CityOptions {
+    fn default() -> Self {
+        CityOptions {
+            machines: (3, 8),
+            cnc_opcua: false,
+        }
+    }
+}
+
+impl CityOptions {
+    /// Parses `MIN-MAX` (or a single number) for [`CityOptions::machines`].
+    pub fn parse_machines(text: &str) -> Result<(u8, u8), String> {
+        let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+        let num = |s: &str| {
+            s.trim()
+                .parse::<u8>()
+                .map_err(|_| format!("machines per plant `{text}`: expected MIN-MAX, e.g. 3-8"))
+        };
+        let (lo, hi) = (num(lo)?, num(hi)?);
+        if lo == 0 || lo > hi || hi > 99 {
+            return Err(format!(
+                "machines per plant `{text}`: need 1 <= MIN <= MAX <= 99"
+            ));
+        }
+        Ok((lo, hi))
+    }
+}
+
 /// `n` plants for `seed`, all listening on loopback with chosen ports.
 pub fn generate(
     units: &CityUnits,
@@ -61,6 +104,19 @@ pub fn generate(
     scale: f64,
     sim_epoch_ms: i64,
 ) -> Vec<Plant> {
+    generate_with(units, n, seed, scale, sim_epoch_ms, CityOptions::default())
+}
+
+/// [`generate`] with [`CityOptions`].
+pub fn generate_with(
+    units: &CityUnits,
+    n: usize,
+    seed: u64,
+    scale: f64,
+    sim_epoch_ms: i64,
+    options: CityOptions,
+) -> Vec<Plant> {
+    let (min_machines, max_machines) = options.machines;
     let mut rng = Rng::for_stream(seed, "city");
     (1..=n)
         .map(|i| {
@@ -90,8 +146,10 @@ pub fn generate(
                     DeviceKind::ConventionalMachine,
                 ],
             };
-            let machines = 3 + rng.below(6) as usize;
+            let machines = usize::from(min_machines)
+                + rng.below(u64::from(max_machines.saturating_sub(min_machines)) + 1) as usize;
             let digitized_share = rng.range(0.3, 0.9);
+            let opcua = |kind| options.cnc_opcua && kind == DeviceKind::CncMachineTool;
             let mut devices = Vec::new();
             for m in 1..=machines {
                 let kind = *rng.pick(kinds);
@@ -107,11 +165,18 @@ pub fn generate(
                     declared_nc: kind != DeviceKind::ConventionalMachine,
                     key_process: (m == 1).then(|| "key".to_owned()),
                     original_value_cny: Some((rng.range(50.0, 1200.0) * 1000.0).round()),
-                    // CNC machines are served as PLC-style Modbus devices here: one OPC
-                    // UA server per generated plant would dominate the process.
-                    link: digitized.then(|| "plc".to_owned()),
+                    // By default CNC machines are served as PLC-style Modbus devices: one
+                    // OPC UA server per plant costs ~11 MB (its own namespace 0).
+                    link: digitized.then(|| if opcua(kind) { "cnc-ua" } else { "plc" }.to_owned()),
                     unit: m as u8,
-                    profile: digitized.then(|| "generic-plc".to_owned()),
+                    profile: digitized.then(|| {
+                        if opcua(kind) {
+                            "opcua-machinetool-cnc"
+                        } else {
+                            "generic-plc"
+                        }
+                        .to_owned()
+                    }),
                     feeds: Vec::new(),
                     base_load_kw: 0.0,
                     initial_kwh: 0.0,
@@ -162,6 +227,17 @@ pub fn generate(
                 0.0,
                 0.0,
             ));
+            let link = |id: &str, kind| LinkConfig {
+                id: id.into(),
+                kind,
+                listen: "127.0.0.1:0".into(),
+                port: None,
+                agent_port: None,
+            };
+            let mut links = vec![link("plc", LinkKind::ModbusTcp)];
+            if devices.iter().any(|d| d.link.as_deref() == Some("cnc-ua")) {
+                links.push(link("cnc-ua", LinkKind::Opcua));
+            }
             Plant {
                 plant: PlantInfo {
                     id,
@@ -177,13 +253,7 @@ pub fn generate(
                     sim_epoch_ms: Some(sim_epoch_ms),
                 },
                 calendar: Calendar::default(),
-                links: vec![LinkConfig {
-                    id: "plc".into(),
-                    kind: LinkKind::ModbusTcp,
-                    listen: "127.0.0.1:0".into(),
-                    port: None,
-                    agent_port: None,
-                }],
+                links,
                 devices,
                 key_processes: vec![KeyProcess {
                     id: "key".into(),
@@ -223,6 +293,73 @@ mod tests {
         for p in &a {
             let text = toml::to_string(p).unwrap();
             crate::plant::parse("generated", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        }
+    }
+
+    #[test]
+    fn options_change_only_what_they_name() {
+        let (units, _) =
+            load_units(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config"))
+                .unwrap();
+        let base = generate(&units, 40, 3, 1.0, 0);
+        let ua = generate_with(
+            &units,
+            40,
+            3,
+            1.0,
+            0,
+            CityOptions {
+                cnc_opcua: true,
+                ..CityOptions::default()
+            },
+        );
+        let mut on_opcua = 0;
+        for (b, u) in base.iter().zip(&ua) {
+            assert_eq!(b.plant, u.plant);
+            assert_eq!(b.devices.len(), u.devices.len());
+            for (bd, ud) in b.devices.iter().zip(&u.devices) {
+                assert_eq!((&bd.id, bd.kind), (&ud.id, ud.kind));
+                let cnc = ud.kind == DeviceKind::CncMachineTool && ud.link.is_some();
+                assert_eq!(bd.link.is_some(), ud.link.is_some());
+                if cnc {
+                    on_opcua += 1;
+                    assert_eq!(ud.link.as_deref(), Some("cnc-ua"));
+                    assert_eq!(ud.profile.as_deref(), Some("opcua-machinetool-cnc"));
+                } else {
+                    assert_eq!(bd, ud);
+                }
+            }
+            let has_ua = u.links.iter().any(|l| l.kind == LinkKind::Opcua);
+            assert_eq!(
+                has_ua,
+                u.devices
+                    .iter()
+                    .any(|d| d.link.as_deref() == Some("cnc-ua"))
+            );
+            let text = toml::to_string(u).unwrap();
+            crate::plant::parse("generated", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        }
+        assert!(on_opcua > 0, "some CNC machines are on OPC UA");
+
+        let big = generate_with(
+            &units,
+            40,
+            3,
+            1.0,
+            0,
+            CityOptions {
+                machines: (12, 24),
+                ..CityOptions::default()
+            },
+        );
+        for p in &big {
+            let machines = p.devices.iter().filter(|d| !d.is_meter()).count();
+            assert!((12..=24).contains(&machines), "{machines}");
+        }
+        assert_eq!(CityOptions::parse_machines("12-24"), Ok((12, 24)));
+        assert_eq!(CityOptions::parse_machines("5"), Ok((5, 5)));
+        for bad in ["0-3", "9-4", "3-100", "x", "3-"] {
+            assert!(CityOptions::parse_machines(bad).is_err(), "{bad}");
         }
     }
 }

@@ -16,6 +16,17 @@ struct Args {
     /// Generate a city of this many plants instead (written to OUT/plants/).
     #[arg(long)]
     plants: Option<usize>,
+    /// Machines per generated plant, `MIN-MAX` (default 3-8).
+    #[arg(long, value_parser = shuzhuan_simulator::city::CityOptions::parse_machines)]
+    machines: Option<(u8, u8)>,
+    /// Serve the generated plants' digitized CNC machines over OPC UA (one
+    /// server per plant that has one) instead of as Modbus devices.
+    #[arg(long)]
+    cnc_opcua: bool,
+    /// OPC UA servers without namespace 0's instance declarations (about
+    /// 7 MB less each; standard types then show no declared children).
+    #[arg(long)]
+    opcua_lean_ns0: bool,
     /// Seed of the generated city.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -48,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    shuzhuan_simulator::opcua::set_lean_namespace0_default(args.opcua_lean_ns0);
     let profiles = shuzhuan_simulator::profiles::load_dir(&args.profiles)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -65,12 +77,20 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         // 2025-12-01 00:00 UTC (08:00 in China), a Monday.
-        let generated = shuzhuan_simulator::city::generate(
+        let mut options = shuzhuan_simulator::city::CityOptions {
+            cnc_opcua: args.cnc_opcua,
+            ..Default::default()
+        };
+        if let Some(m) = args.machines {
+            options.machines = m;
+        }
+        let generated = shuzhuan_simulator::city::generate_with(
             &units,
             n,
             args.seed,
             args.time_scale.unwrap_or(1.0),
             1_764_547_200_000,
+            options,
         );
         let dir = args.out.join("plants");
         std::fs::create_dir_all(&dir)?;

@@ -5,10 +5,11 @@
 //! maps snapshots to values, `server` runs it (with stop/start for fault tests).
 
 mod config;
+mod lean;
 mod nodes;
 mod server;
 
-pub use config::{EndpointSecurity, OpcUaServerConfig, ServerUser};
+pub use config::{set_lean_namespace0_default, EndpointSecurity, OpcUaServerConfig, ServerUser};
 pub use nodes::{machinery_item_state_name, MACHINERY_NS, MACHINE_TOOL_NS, SIMULATOR_NS};
 pub use server::{serve, OpcUaServerError, RunningServer};
 

@@ -7,6 +7,7 @@ use super::config::{EndpointSecurity, OpcUaServerConfig};
 use super::nodes::{self, CncNamespaces, MachineNodes, NsIndexes};
 use super::CncSnapshot;
 use opcua::crypto::SecurityPolicy;
+use opcua::server::diagnostics::DiagnosticsNodeManagerBuilder;
 use opcua::server::node_manager::memory::{simple_node_manager_imports, SimpleNodeManager};
 use opcua::server::{
     Server, ServerBuilder, ServerEndpoint, ServerHandle, ServerUserToken, ANONYMOUS_USER_TOKEN_ID,
@@ -256,7 +257,15 @@ impl Drop for RunningServer {
 /// manager that registers the CNC namespaces.
 fn builder(cfg: &OpcUaServerConfig) -> ServerBuilder {
     let mut token_ids = vec![ANONYMOUS_USER_TOKEN_ID.to_owned()];
-    let mut b = ServerBuilder::new()
+    let mut b = ServerBuilder::new();
+    if cfg.lean_namespace0 {
+        // The same node managers as `ServerBuilder::new`, the core one leaner.
+        b = b
+            .without_node_managers()
+            .with_node_manager(super::lean::lean_core_node_manager())
+            .with_node_manager(DiagnosticsNodeManagerBuilder);
+    }
+    b = b
         .with_node_manager(simple_node_manager_imports(
             vec![Box::new(CncNamespaces)],
             "shuzhuan-cnc",

@@ -1,7 +1,8 @@
 //! Simulator integration tests: opcua. The CNC server read by an independent
 //! client (Python asyncua) with security None, Basic256Sha256 Sign and
 //! SignAndEncrypt, data changes delivered to a subscription, and a restart on
-//! the same port, also through the control port with a client that reconnects.
+//! the same port, also through the control port with a client that reconnects;
+//! the same reads and changes from a server with the lean namespace 0.
 
 use serde_json::Value;
 use shuzhuan_simulator::opcua::{serve, CncSnapshot, OpcUaServerConfig, RunningServer};
@@ -157,6 +158,29 @@ async fn asyncua_reads_over_basic256sha256_sign_and_sign_and_encrypt() {
     }
     // The server made its own certificate in its PKI directory.
     assert!(f._pki.path().join("server/own/cert.der").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lean_namespace_0_serves_the_same_machines_reads_and_changes() {
+    let f = start(|c| c.lean_namespace0 = true).await;
+    let pki = tempfile::tempdir().unwrap();
+    let (_p, rx) = client(&f.server.endpoint_url(), "cnc-01", "none", pki.path(), 8.0);
+    let first = next_line(&rx, 15).await;
+    assert_values(&first, &snapshot(41), "Executing");
+    let initial = next_line(&rx, 10).await;
+    assert_eq!(initial["parts_produced"], 41, "{initial}");
+    f.machines[0].send(snapshot(42)).unwrap();
+    let changed = next_line(&rx, 5).await;
+    assert_eq!(changed["parts_produced"], 42, "{changed}");
+    let pki = tempfile::tempdir().unwrap();
+    let (_p2, rx2) = client(
+        &f.server.endpoint_url(),
+        "cnc-01",
+        "encrypt",
+        pki.path(),
+        0.0,
+    );
+    assert_values(&next_line(&rx2, 15).await, &snapshot(42), "Executing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
