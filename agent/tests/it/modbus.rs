@@ -1,9 +1,11 @@
 //! Agent integration tests: modbus. The agent's Modbus link, configured
 //! through agent.toml and the shipped profiles, against servers others wrote:
 //! the plant simulator's Modbus server (every meter and PLC profile, both
-//! word orders, injected exceptions, garbage, dropped connections, a restart)
-//! and a pymodbus server (every data type in every byte order, an illegal
-//! address inside a merged read, an absent unit, a kill and restart).
+//! word orders, injected exceptions, garbage, dropped connections, a restart,
+//! RTU on a socat pty pair), and one known register map served by pymodbus
+//! and by Node's modbus-serial, each over TCP and over RTU on a socat pty
+//! pair (every data type in every byte order, an illegal address inside a
+//! merged read, an absent unit, a kill and restart).
 
 use prometheus::Registry;
 use shuzhuan_agent::clock::Clock;
@@ -17,8 +19,9 @@ use shuzhuan_simulator::clock::SimClock;
 use shuzhuan_simulator::device::{SharedTimeline, Snapshot, Source};
 use shuzhuan_simulator::machine::{Behaviour, Calendar, Timeline};
 use shuzhuan_simulator::modbus::server::{serve_tcp, ExceptionRange, Link, ServedDevice};
-use shuzhuan_tests::{free_port, python, repo_root, wait_for_port, Proc};
+use shuzhuan_tests::{free_port, node_modules, python, repo_root, wait_for_port, Proc};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -255,7 +258,7 @@ async fn simulator_meters_and_plcs_read_back_through_the_profiles() {
         .devices
         .iter()
         .map(|d| match &d.tags {
-            DeviceTags::Modbus(t) => (d.id().to_owned(), t.clone()),
+            DeviceTags::Modbus(t) => (d.id().to_owned(), t.to_vec()),
             _ => unreachable!(),
         })
         .collect();
@@ -375,11 +378,78 @@ fn pymodbus(port: u16) -> Proc {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pymodbus_every_type_and_order_an_illegal_address_and_a_restart() {
-    let port = free_port();
-    let mut server = pymodbus(port);
-    // The server's map is tests/peers/py/modbus_server.py's VALUES.
+/// Starts tests/peers/py/modbus_server.py serving Modbus RTU on `tty`.
+fn pymodbus_rtu(tty: &Path) -> Proc {
+    ready(
+        Command::new(python())
+            .arg(repo_root().join("tests/peers/py/modbus_server.py"))
+            .arg("--serial")
+            .arg(tty),
+        "pymodbus RTU server",
+    )
+}
+
+/// Starts tests/peers/js/modbus_server.js (modbus-serial) with `args`
+/// (`--port N` or `--serial PATH`), waiting for its "ready" line.
+fn modbus_serial(args: &[&std::ffi::OsStr]) -> Proc {
+    ready(
+        Command::new("node")
+            .arg(repo_root().join("tests/peers/js/modbus_server.js"))
+            .args(args)
+            .env("NODE_PATH", node_modules()),
+        "modbus-serial server",
+    )
+}
+
+/// Spawns a peer that prints "ready" on stdout once it serves, and waits
+/// for that line (up to 20 s); the rest of its stdout is drained.
+fn ready(cmd: &mut Command, what: &str) -> Proc {
+    use std::io::BufRead;
+    let mut p = Proc::spawn(cmd.stdout(std::process::Stdio::piped()));
+    let out = p.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            match line {
+                Ok(l) if l.trim() == "ready" => {
+                    let _ = tx.send(());
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what} did not print \"ready\" within 20 s"));
+    p
+}
+
+/// A socat pty pair: (socat, end A, end B, the directory holding the links).
+fn pty_pair() -> (Proc, PathBuf, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("A"), dir.path().join("B"));
+    let socat = Proc::spawn(
+        Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", a.display()))
+            .arg(format!("pty,raw,echo=0,link={}", b.display())),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !(a.exists() && b.exists()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(a.exists() && b.exists(), "socat made no pty pair");
+    (socat, a, b, dir)
+}
+
+/// The map both Modbus test servers hold (tests/peers/py/modbus_server.py
+/// and tests/peers/js/modbus_server.js) as agent tags of device `dev` on
+/// unit 1: every data type in every byte and word order, a bit in a
+/// register, a string, a coil, a register inside the servers' hole at 90
+/// (merged into one read with its neighbours) and one after it. Plus
+/// device `ghost` on unit 77, which neither server answers for. The link
+/// (`link` holds its kind and address keys) has a 1 s backoff cap. Returns
+/// the config and the values the servers hold.
+fn known_map(link: &str) -> (AgentConfig, Vec<(String, Value)>) {
     let mut tags = String::new();
     let mut expect: Vec<(String, Value)> = Vec::new();
     let orders = ["ABCD", "CDAB", "BADC", "DCBA"];
@@ -412,51 +482,137 @@ async fn pymodbus_every_type_and_order_an_illegal_address_and_a_restart() {
     expect.push(("coil3".into(), Value::Bool(true)));
     expect.push(("after_hole".into(), Value::Number(4242.0)));
     let text = format!(
-        "[agent]\nid = \"gw\"\nenterprise = \"91411700MA00000019\"\ndata_dir = \"/tmp/gw\"\n\n[[links]]\nid = \"py\"\nkind = \"modbus_tcp\"\naddress = \"127.0.0.1:{port}\"\ntimeout_ms = 300\nbackoff_initial_ms = 100\nbackoff_max_ms = 1000\n\n[[devices]]\nid = \"dev\"\nname = \"d\"\nkind = \"other\"\nproduction = true\nlink = \"py\"\nunit = 1\npoll_interval_ms = 100\n{tags}\n[[devices]]\nid = \"ghost\"\nname = \"g\"\nkind = \"other\"\nproduction = true\nlink = \"py\"\nunit = 77\npoll_interval_ms = 100\n[[devices.tags]]\nname = \"x\"\nrole = \"custom\"\ntable = \"holding\"\naddress = 0\ntype = \"u16\"\n"
+        "[agent]\nid = \"gw\"\nenterprise = \"91411700MA00000019\"\ndata_dir = \"/tmp/gw\"\n\n[[links]]\nid = \"peer\"\n{link}\ntimeout_ms = 300\nbackoff_initial_ms = 100\nbackoff_max_ms = {KNOWN_MAP_BACKOFF_MAX_MS}\n\n[[devices]]\nid = \"dev\"\nname = \"d\"\nkind = \"other\"\nproduction = true\nlink = \"peer\"\nunit = 1\npoll_interval_ms = 100\n{tags}\n[[devices]]\nid = \"ghost\"\nname = \"g\"\nkind = \"other\"\nproduction = true\nlink = \"peer\"\nunit = 77\npoll_interval_ms = 100\n[[devices.tags]]\nname = \"x\"\nrole = \"custom\"\ntable = \"holding\"\naddress = 0\ntype = \"u16\"\n"
     );
-    let cfg = AgentConfig::from_text(repo_root().join("py.toml"), &text)
+    let cfg = AgentConfig::from_text(repo_root().join("peer.toml"), &text)
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut run = start(cfg);
-    let check = |r: &BTreeMap<String, SampleBatch>| {
-        let b = &r["dev"];
-        for (name, want) in &expect {
-            let s = b.samples.iter().find(|s| &*s.tag == name).unwrap();
-            assert_eq!(s.quality, Quality::Good, "{name}: {s:?}");
-            match (want, s.value.as_ref().unwrap()) {
-                (Value::Number(w), Value::Number(g)) => {
-                    assert!(
-                        (w - g).abs() <= w.abs() * 1e-12,
-                        "{name}: read {g}, server holds {w}"
-                    )
-                }
-                (w, g) => assert_eq!(w, g, "{name}"),
+    (cfg, expect)
+}
+
+/// The backoff cap of `known_map`'s link.
+const KNOWN_MAP_BACKOFF_MAX_MS: u64 = 1000;
+
+/// Every value of `known_map` reads back exactly; only `in_hole` is bad.
+fn check_known_map(r: &BTreeMap<String, SampleBatch>, expect: &[(String, Value)], peer: &str) {
+    let b = &r["dev"];
+    for (name, want) in expect {
+        let s = b.samples.iter().find(|s| &*s.tag == name).unwrap();
+        assert_eq!(s.quality, Quality::Good, "{peer} {name}: {s:?}");
+        match (want, s.value.as_ref().unwrap()) {
+            (Value::Number(w), Value::Number(g)) => {
+                assert!(
+                    (w - g).abs() <= w.abs() * 1e-12,
+                    "{peer} {name}: read {g}, server holds {w}"
+                )
             }
+            (w, g) => assert_eq!(w, g, "{peer} {name}"),
         }
-        assert_eq!(quality(b, "in_hole"), Quality::Bad("illegal_address"));
-    };
-    // pymodbus answers unknown units or not, depending on its setup; either
-    // way the ghost must not stall `dev`.
-    let r = run.round().await;
-    check(&r);
-    let r = run.round().await;
-    check(&r);
-    assert!(!r["ghost"].reachable);
+    }
+    assert_eq!(
+        quality(b, "in_hole"),
+        Quality::Bad("illegal_address"),
+        "{peer}"
+    );
+}
+
+/// The known-map scenario against one server (`serve` starts it and
+/// returns once it serves): every value reads back exactly, the hole fails
+/// only its tag, the absent unit does not stall `dev` (a batch per device
+/// every round), and the server killed and started again is resumed within
+/// the backoff cap (plus two poll rounds of slack for a loaded machine).
+async fn known_map_scenario(peer: &str, link: &str, serve: impl Fn() -> Proc) {
+    let mut server = serve();
+    let (cfg, expect) = known_map(link);
+    let mut run = start(cfg);
+    // The first round may still be dialling; after that every round is whole.
+    run.until(10, &format!("{peer}: dev read"), |r| r["dev"].reachable)
+        .await;
+    for _ in 0..2 {
+        let r = run.round().await;
+        check_known_map(&r, &expect, peer);
+        assert!(!r["ghost"].reachable, "{peer}: {:?}", r["ghost"]);
+        assert_ne!(quality(&r["ghost"], "x"), Quality::Good, "{peer}");
+    }
 
     // Kill and restart the server: resumed within the backoff cap.
     server.0.kill().unwrap();
     let _ = server.0.wait();
-    run.until(5, "link down", |r| !r["dev"].reachable).await;
-    server = pymodbus(port);
+    run.until(5, &format!("{peer}: link down"), |r| !r["dev"].reachable)
+        .await;
+    server = serve();
     let back = tokio::time::Instant::now();
-    run.until(10, "resumed", |r| r["dev"].reachable).await;
+    run.until(10, &format!("{peer}: resumed"), |r| r["dev"].reachable)
+        .await;
     assert!(
-        back.elapsed() < Duration::from_millis(1000 + 2000),
-        "{:?}",
+        back.elapsed() < Duration::from_millis(KNOWN_MAP_BACKOFF_MAX_MS + 2000),
+        "{peer}: resumed after {:?}",
         back.elapsed()
     );
-    check(&run.round().await);
+    let r = run.round().await;
+    check_known_map(&r, &expect, peer);
+    assert!(!r["ghost"].reachable, "{peer}");
     run.coord.shutdown().await;
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pymodbus_every_type_and_order_an_illegal_address_and_a_restart() {
+    let port = free_port();
+    known_map_scenario(
+        "pymodbus TCP",
+        &format!("kind = \"modbus_tcp\"\naddress = \"127.0.0.1:{port}\""),
+        || pymodbus(port),
+    )
+    .await;
+}
+
+/// pymodbus serving RTU on one end of a socat pty pair, the agent on the
+/// other: the same assertions as over TCP; the absent unit is not answered
+/// at all here, so it times out on the shared line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pymodbus_over_rtu_on_a_pty_every_type_an_illegal_address_and_a_restart() {
+    let (_socat, a, b, _dir) = pty_pair();
+    known_map_scenario(
+        "pymodbus RTU",
+        &format!(
+            "kind = \"modbus_rtu\"\nport = \"{}\"\nbaud = 9600",
+            b.display()
+        ),
+        || pymodbus_rtu(&a),
+    )
+    .await;
+}
+
+/// The Node modbus-serial server over TCP: the same assertions; it ignores
+/// requests for units other than its own, so the ghost times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modbus_serial_tcp_every_type_an_illegal_address_and_a_restart() {
+    let port = free_port();
+    known_map_scenario(
+        "modbus-serial TCP",
+        &format!("kind = \"modbus_tcp\"\naddress = \"127.0.0.1:{port}\""),
+        || {
+            let p = modbus_serial(&["--port".as_ref(), port.to_string().as_ref()]);
+            assert!(wait_for_port(port, 20), "modbus-serial did not listen");
+            p
+        },
+    )
+    .await;
+}
+
+/// The Node modbus-serial server over RTU on a socat pty pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modbus_serial_over_rtu_on_a_pty_every_type_an_illegal_address_and_a_restart() {
+    let (_socat, a, b, _dir) = pty_pair();
+    known_map_scenario(
+        "modbus-serial RTU",
+        &format!(
+            "kind = \"modbus_rtu\"\nport = \"{}\"\nbaud = 9600",
+            b.display()
+        ),
+        || modbus_serial(&["--serial".as_ref(), a.as_os_str()]),
+    )
+    .await;
 }
 
 /// Modbus RTU on a socat pty pair: the simulator serves one end, the agent
@@ -465,17 +621,7 @@ async fn pymodbus_every_type_and_order_an_illegal_address_and_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulator_over_rtu_on_a_pty_with_an_absent_unit() {
     use shuzhuan_simulator::modbus::server::serve_rtu_serial;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("A"), dir.path().join("B"));
-    let _socat = Proc::spawn(
-        Command::new("socat")
-            .arg(format!("pty,raw,echo=0,link={}", a.display()))
-            .arg(format!("pty,raw,echo=0,link={}", b.display())),
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !(a.exists() && b.exists()) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (_socat, a, b, _dir) = pty_pair();
     let (link, truth) = plant();
     let _server = serve_rtu_serial(link, &a).unwrap();
     let cfg = agent_config_with(
