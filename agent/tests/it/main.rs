@@ -4,4 +4,5 @@ mod modbus;
 mod notify;
 mod opcua;
 mod pipeline;
+mod reload;
 mod spool_crash;
