@@ -14,6 +14,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The agent's Debian package (deploy/deb/build.sh): built, inspected, installed.
+mod deb;
+
 /// Runs a tool, failing the test with the fix when it is not installed.
 fn run(cmd: &mut Command) -> Output {
     let program = cmd.get_program().to_string_lossy().into_owned();
