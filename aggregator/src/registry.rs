@@ -63,7 +63,7 @@ pub enum RegistryError {
     #[error("csv: {0}")]
     Csv(#[from] csv::Error),
     #[error("xlsx: {0}")]
-    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    Xlsx(#[from] crate::xlsx::write::XlsxWriteError),
     #[error(transparent)]
     XlsxRead(#[from] crate::xlsx::XlsxError),
 }
@@ -400,13 +400,12 @@ pub fn to_csv(t: &Table) -> Result<Vec<u8>, RegistryError> {
 /// Writes a table as a one-sheet XLSX workbook; cells that read as numbers
 /// are written as numbers so spreadsheets can sum them.
 pub fn to_xlsx(t: &Table, sheet: &str) -> Result<Vec<u8>, RegistryError> {
-    let mut wb = rust_xlsxwriter::Workbook::new();
-    let ws = wb.add_worksheet();
+    use crate::xlsx::write::{Style, Workbook};
+    let mut wb = Workbook::new();
     // Sheet names are limited to 31 characters.
-    ws.set_name(sheet.chars().take(31).collect::<String>())?;
-    let bold = rust_xlsxwriter::Format::new().set_bold();
+    let ws = wb.add_sheet(&sheet.chars().take(31).collect::<String>())?;
     for (c, h) in t.columns.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, h, &bold)?;
+        ws.text_styled(0, c as u16, h, Style::Bold);
     }
     for (r, row) in t.rows.iter().enumerate() {
         for (c, v) in row.iter().enumerate() {
@@ -418,16 +417,12 @@ pub fn to_xlsx(t: &Table, sheet: &str) -> Result<Vec<u8>, RegistryError> {
                     && (!v.starts_with('0') || v == "0" || v.starts_with("0."))
             });
             match numeric {
-                Some(n) => {
-                    ws.write_number(r, c, n)?;
-                }
-                None => {
-                    ws.write_string(r, c, v)?;
-                }
-            }
+                Some(n) => ws.number(r, c, n),
+                None => ws.text(r, c, v),
+            };
         }
     }
-    Ok(wb.save_to_buffer()?)
+    Ok(wb.to_bytes()?)
 }
 
 #[cfg(test)]

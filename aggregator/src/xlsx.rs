@@ -5,8 +5,12 @@
 //! The sheet is turned into CSV bytes with one CSV line per spreadsheet row
 //! (missing rows become empty lines), so the CSV importers report the same
 //! row numbers Excel shows. Line breaks inside a cell become spaces.
+//!
+//! [`write`] is the matching writer the exports and the bulletin use.
 
 use std::io::Read as _;
+
+pub mod write;
 
 /// Why a workbook could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -308,27 +308,17 @@ pub fn page(s: &WebState, v: &View) -> Result<PageResult, StoreError> {
 pub fn xlsx(s: &WebState, v: &View) -> Result<(String, Vec<u8>), StoreError> {
     let month = month_of(v, s.app.utc_offset_secs);
     let b = build(s, month, v.now)?;
-    let fail = |e: rust_xlsxwriter::XlsxError| StoreError::Corrupt(format!("xlsx: {e}"));
-    let mut wb = rust_xlsxwriter::Workbook::new();
-    let bold = rust_xlsxwriter::Format::new().set_bold();
-    let percent = rust_xlsxwriter::Format::new().set_num_format("0.0%");
-    let opt = |ws: &mut rust_xlsxwriter::Worksheet,
-               r: u32,
-               c: u16,
-               v: Option<f64>,
-               f: Option<&rust_xlsxwriter::Format>|
-     -> Result<(), rust_xlsxwriter::XlsxError> {
-        match (v, f) {
-            (Some(v), Some(f)) => ws.write_number_with_format(r, c, v, f).map(|_| ()),
-            (Some(v), None) => ws.write_number(r, c, v).map(|_| ()),
-            (None, _) => ws
-                .write_string(r, c, "数据不足 insufficient data")
-                .map(|_| ()),
-        }
+    use crate::xlsx::write::{Style, Workbook};
+    let opt = |ws: &mut crate::xlsx::write::Sheet, r: u32, c: u16, v: Option<f64>, style: Style| {
+        match v {
+            Some(v) => ws.number_styled(r, c, v, style),
+            None => ws.text(r, c, "数据不足 insufficient data"),
+        };
     };
+    let fail = |e: crate::xlsx::write::XlsxWriteError| StoreError::Corrupt(format!("xlsx: {e}"));
+    let mut wb = Workbook::new();
     {
-        let ws = wb.add_worksheet();
-        ws.set_name("县区 counties").map_err(fail)?;
+        let ws = wb.add_sheet("县区 counties").map_err(fail)?;
         let head = [
             "排名 rank",
             "县区 county",
@@ -343,38 +333,34 @@ pub fn xlsx(s: &WebState, v: &View) -> Result<(String, Vec<u8>), StoreError> {
             "电力 electricity kWh",
         ];
         for (c, t) in head.iter().enumerate() {
-            ws.write_string_with_format(0, c as u16, *t, &bold)
-                .map_err(fail)?;
+            ws.text_styled(0, c as u16, *t, Style::Bold);
         }
         for (i, c) in b.counties.iter().enumerate() {
             let r = i as u32 + 1;
-            ws.write_number(r, 0, (i + 1) as f64).map_err(fail)?;
-            ws.write_string(r, 1, &c.name).map_err(fail)?;
-            ws.write_string(r, 2, &c.id).map_err(fail)?;
-            ws.write_number(r, 3, c.above_scale as f64).map_err(fail)?;
-            ws.write_number(r, 4, c.with_measured as f64)
-                .map_err(fail)?;
-            opt(ws, r, 5, c.digitization_measured, Some(&percent)).map_err(fail)?;
-            opt(ws, r, 6, c.digitization_change, Some(&percent)).map_err(fail)?;
-            opt(ws, r, 7, c.digitization_declared, Some(&percent)).map_err(fail)?;
-            opt(ws, r, 8, c.key_process_nc_measured, Some(&percent)).map_err(fail)?;
-            opt(ws, r, 9, c.coverage, Some(&percent)).map_err(fail)?;
-            opt(ws, r, 10, c.electricity_kwh, None).map_err(fail)?;
+            ws.number(r, 0, (i + 1) as f64)
+                .text(r, 1, &c.name)
+                .text(r, 2, &c.id)
+                .number(r, 3, c.above_scale as f64)
+                .number(r, 4, c.with_measured as f64);
+            opt(ws, r, 5, c.digitization_measured, Style::Percent);
+            opt(ws, r, 6, c.digitization_change, Style::Percent);
+            opt(ws, r, 7, c.digitization_declared, Style::Percent);
+            opt(ws, r, 8, c.key_process_nc_measured, Style::Percent);
+            opt(ws, r, 9, c.coverage, Style::Percent);
+            opt(ws, r, 10, c.electricity_kwh, Style::Plain);
         }
         let n = b.counties.len() as u32 + 2;
-        ws.write_string(
+        ws.text(
             n,
             0,
             format!(
                 "统计期 period: {} · 来源 source: 网关签名上报 signed gateway reports",
                 month.key()
             ),
-        )
-        .map_err(fail)?;
+        );
     }
     {
-        let ws = wb.add_worksheet();
-        ws.set_name("变化 movers").map_err(fail)?;
+        let ws = wb.add_sheet("变化 movers").map_err(fail)?;
         for (c, t) in [
             "企业 enterprise",
             "统一社会信用代码 credit code",
@@ -385,23 +371,19 @@ pub fn xlsx(s: &WebState, v: &View) -> Result<(String, Vec<u8>), StoreError> {
         .iter()
         .enumerate()
         {
-            ws.write_string_with_format(0, c as u16, *t, &bold)
-                .map_err(fail)?;
+            ws.text_styled(0, c as u16, *t, Style::Bold);
         }
         for (i, m) in b.movers.iter().enumerate() {
             let r = i as u32 + 1;
-            ws.write_string(r, 0, &m.name).map_err(fail)?;
-            ws.write_string(r, 1, &m.credit_code).map_err(fail)?;
-            ws.write_string(r, 2, &m.county).map_err(fail)?;
-            ws.write_number_with_format(r, 3, m.before, &percent)
-                .map_err(fail)?;
-            ws.write_number_with_format(r, 4, m.now, &percent)
-                .map_err(fail)?;
+            ws.text(r, 0, &m.name)
+                .text(r, 1, &m.credit_code)
+                .text(r, 2, &m.county)
+                .number_styled(r, 3, m.before, Style::Percent)
+                .number_styled(r, 4, m.now, Style::Percent);
         }
     }
     {
-        let ws = wb.add_worksheet();
-        ws.set_name("数据中断 stopped").map_err(fail)?;
+        let ws = wb.add_sheet("数据中断 stopped").map_err(fail)?;
         for (c, t) in [
             "企业 enterprise",
             "统一社会信用代码 credit code",
@@ -412,26 +394,24 @@ pub fn xlsx(s: &WebState, v: &View) -> Result<(String, Vec<u8>), StoreError> {
         .iter()
         .enumerate()
         {
-            ws.write_string_with_format(0, c as u16, *t, &bold)
-                .map_err(fail)?;
+            ws.text_styled(0, c as u16, *t, Style::Bold);
         }
         for (i, st) in b.stopped.iter().enumerate() {
             let r = i as u32 + 1;
-            ws.write_string(r, 0, &st.name).map_err(fail)?;
-            ws.write_string(r, 1, &st.credit_code).map_err(fail)?;
-            ws.write_string(r, 2, &st.county).map_err(fail)?;
-            ws.write_string(r, 3, &st.agent_id).map_err(fail)?;
-            ws.write_string(
-                r,
-                4,
-                st.last_window_end.map_or_else(
-                    || "从未上报 never".to_owned(),
-                    |t| html::local_time(t, s.app.utc_offset_secs),
-                ),
-            )
-            .map_err(fail)?;
+            ws.text(r, 0, &st.name)
+                .text(r, 1, &st.credit_code)
+                .text(r, 2, &st.county)
+                .text(r, 3, &st.agent_id)
+                .text(
+                    r,
+                    4,
+                    st.last_window_end.map_or_else(
+                        || "从未上报 never".to_owned(),
+                        |t| html::local_time(t, s.app.utc_offset_secs),
+                    ),
+                );
         }
     }
-    let bytes = wb.save_to_buffer().map_err(fail)?;
+    let bytes = wb.to_bytes().map_err(fail)?;
     Ok((month.key(), bytes))
 }
