@@ -103,79 +103,247 @@ fn summary(i: usize, secs: u32) -> WindowSummary {
     }
 }
 
-fn bench_ingest(out: &mut impl std::io::Write) {
-    const AGENTS: u32 = 40;
-    const REPORTS: u64 = 25;
-    const DEVICES: usize = 200;
-    const PER_BATCH: usize = 25;
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("bench.sqlite")).unwrap();
-    city(&store, 13, 15, AGENTS);
-    let now: i64 = 1_795_824_000;
-    let mut bodies = Vec::new();
-    for a in 0..AGENTS {
+/// Process CPU time (user + system, all threads) in seconds, from
+/// `/proc/self/stat` (clock ticks of 10 ms).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(14) + ticks(15)) / 100.0
+}
+
+const ING_AGENTS: u32 = 40;
+const ING_REPORTS: u64 = 25;
+const ING_DEVICES: usize = 200;
+const ING_PER_BATCH: usize = 25;
+const ING_NOW: i64 = 1_795_824_000;
+
+/// A fresh store in `dir` with the ingest bench's city and agents enrolled.
+fn ingest_store(dir: &std::path::Path) -> SqliteStore {
+    let store = SqliteStore::open(&dir.join("bench.sqlite")).unwrap();
+    city(&store, 13, 15, ING_AGENTS);
+    for a in 0..ING_AGENTS {
         let key = ed25519_dalek::SigningKey::from_bytes(&[a as u8 + 1; 32]);
         let token = format!("tok-{a}");
         store
-            .create_enrol_token(&secret_hash(&token), &code(a), now, now + 60)
+            .create_enrol_token(&secret_hash(&token), &code(a), ING_NOW, ING_NOW + 60)
             .unwrap();
-        let agent = format!("gw-{a:03}");
         store
             .enroll(
                 &secret_hash(&token),
-                &agent,
+                &format!("gw-{a:03}"),
                 &code(a),
                 &verifying_key_to_b64(&key.verifying_key()),
-                now,
+                ING_NOW,
             )
             .unwrap();
-        let mut prev = Hash32::GENESIS;
-        let mut signed = Vec::new();
-        for seq in 1..=REPORTS {
-            let start = now - 2 * 86_400 + seq as i64 * 900;
-            let r = Report {
-                schema: SCHEMA_VERSION,
-                agent_id: agent.clone(),
-                enterprise: code(a),
-                seq,
-                prev_hash: prev,
-                window_start: start,
-                window_end: start + 900,
-                created_at: start + 900,
-                inventory: None,
-                summaries: (0..DEVICES).map(|i| summary(i, 900)).collect(),
-            };
-            let (sr, h) = r.sign(&key);
-            prev = h;
-            signed.push(sr);
-        }
-        for chunk in signed.chunks(PER_BATCH) {
-            bodies.push(serde_json::to_vec(&serde_json::json!({ "reports": chunk })).unwrap());
-        }
     }
-    let limits = IngestLimits {
+    store
+}
+
+/// The request bodies, per agent in seq order.
+fn ingest_bodies() -> Vec<Vec<Vec<u8>>> {
+    (0..ING_AGENTS)
+        .map(|a| {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[a as u8 + 1; 32]);
+            let agent = format!("gw-{a:03}");
+            let mut prev = Hash32::GENESIS;
+            let mut signed = Vec::new();
+            for seq in 1..=ING_REPORTS {
+                let start = ING_NOW - 2 * 86_400 + seq as i64 * 900;
+                let r = Report {
+                    schema: SCHEMA_VERSION,
+                    agent_id: agent.clone(),
+                    enterprise: code(a),
+                    seq,
+                    prev_hash: prev,
+                    window_start: start,
+                    window_end: start + 900,
+                    created_at: start + 900,
+                    inventory: None,
+                    summaries: (0..ING_DEVICES).map(|i| summary(i, 900)).collect(),
+                };
+                let (sr, h) = r.sign(&key);
+                prev = h;
+                signed.push(sr);
+            }
+            signed
+                .chunks(ING_PER_BATCH)
+                .map(|chunk| serde_json::to_vec(&serde_json::json!({ "reports": chunk })).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn ingest_limits() -> IngestLimits {
+    IngestLimits {
         max_batch: 256,
         max_body_bytes: 64 << 20,
         ..IngestLimits::default()
-    };
-    let total_bytes: usize = bodies.iter().map(Vec::len).sum();
-    let t = Instant::now();
-    let mut summaries = 0u64;
-    for body in &bodies {
-        let o = ingest(&store, &NoHook, &limits, 8 * 3600, body, now).unwrap();
-        summaries += o.accepted * DEVICES as u64;
     }
-    let secs = t.elapsed().as_secs_f64();
-    writeln!(
-        out,
-        "ingest: {summaries} summaries in {} batches ({} reports of {DEVICES} summaries, {:.1} MB JSON) in {secs:.2} s = {:.0} summaries/s, {:.0} reports/s",
-        bodies.len(),
-        u64::from(AGENTS) * REPORTS,
-        total_bytes as f64 / 1e6,
-        summaries as f64 / secs,
-        (u64::from(AGENTS) * REPORTS) as f64 / secs
+}
+
+/// Ingests every body with `clients` threads (agents dealt round-robin, each
+/// agent's batches in order, as concurrent HTTP requests reach `serve`'s
+/// blocking pool). Returns (wall seconds, CPU seconds, summaries stored).
+fn ingest_run(store: &SqliteStore, bodies: &[Vec<Vec<u8>>], clients: usize) -> (f64, f64, u64) {
+    let limits = ingest_limits();
+    let (t, c) = (Instant::now(), cpu_secs());
+    let summaries: u64 = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|k| {
+                let limits = &limits;
+                scope.spawn(move || {
+                    let mine: Vec<&Vec<Vec<u8>>> = bodies.iter().skip(k).step_by(clients).collect();
+                    let mut n = 0u64;
+                    for round in 0..mine.iter().map(|b| b.len()).max().unwrap_or(0) {
+                        for agent in &mine {
+                            if let Some(body) = agent.get(round) {
+                                let o = ingest(store, &NoHook, limits, 8 * 3600, body, ING_NOW)
+                                    .unwrap();
+                                n += o.accepted * ING_DEVICES as u64;
+                            }
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    (t.elapsed().as_secs_f64(), cpu_secs() - c, summaries)
+}
+
+/// Baseline: the same window rows as plain SQLite inserts (the same table
+/// and pragmas, one transaction and one cached statement per batch), no
+/// parsing, verification, evidence or daily roll-up.
+fn plain_sqlite_run(dir: &std::path::Path) -> (f64, f64, u64) {
+    let conn = rusqlite::Connection::open(dir.join("plain.sqlite")).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE window_summaries (agent_id TEXT NOT NULL, seq INTEGER NOT NULL,
+         device_id TEXT NOT NULL, enterprise TEXT NOT NULL, window_start INTEGER NOT NULL,
+         window_end INTEGER NOT NULL, productive INTEGER NOT NULL, standby INTEGER NOT NULL,
+         nc_seconds INTEGER NOT NULL, parts INTEGER, samples_expected INTEGER NOT NULL,
+         samples_received INTEGER NOT NULL, energy TEXT, PRIMARY KEY (agent_id, seq, device_id))
+         WITHOUT ROWID",
     )
     .unwrap();
+    let rows: Vec<Vec<WindowSummary>> = (0..ING_PER_BATCH)
+        .map(|_| (0..ING_DEVICES).map(|i| summary(i, 900)).collect())
+        .collect();
+    let energy: Vec<String> = rows[0]
+        .iter()
+        .map(|s| serde_json::to_string(&s.energy).unwrap())
+        .collect();
+    let mut conn = conn;
+    let (t, c) = (Instant::now(), cpu_secs());
+    let mut n = 0u64;
+    for batch in 0..ING_REPORTS as usize / ING_PER_BATCH {
+        for a in 0..ING_AGENTS {
+            let agent = format!("gw-{a:03}");
+            let ent = code(a).to_string();
+            let tx = conn.transaction().unwrap();
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "INSERT INTO window_summaries VALUES
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    )
+                    .unwrap();
+                for (i, report) in rows.iter().enumerate() {
+                    let seq = (batch * ING_PER_BATCH + i + 1) as i64;
+                    let start = ING_NOW - 2 * 86_400 + seq * 900;
+                    for (s, e) in report.iter().zip(&energy) {
+                        st.execute(rusqlite::params![
+                            agent,
+                            seq,
+                            s.device_id,
+                            ent,
+                            start,
+                            start + 900,
+                            s.state_seconds.get(DeviceState::Productive),
+                            s.state_seconds.get(DeviceState::Standby),
+                            s.nc_seconds,
+                            s.parts.map(|p| p as i64),
+                            s.samples_expected,
+                            s.samples_received,
+                            e
+                        ])
+                        .unwrap();
+                        n += 1;
+                    }
+                }
+            }
+            tx.commit().unwrap();
+        }
+    }
+    (t.elapsed().as_secs_f64(), cpu_secs() - c, n)
+}
+
+fn bench_ingest(out: &mut impl std::io::Write) {
+    let bodies = ingest_bodies();
+    let flat: Vec<&Vec<u8>> = bodies.iter().flatten().collect();
+    let total_bytes: usize = flat.iter().map(|b| b.len()).sum();
+    let reports = u64::from(ING_AGENTS) * ING_REPORTS;
+    writeln!(
+        out,
+        "ingest: {} batches of {ING_PER_BATCH} reports of {ING_DEVICES} summaries from {ING_AGENTS} agents ({reports} reports, {:.1} MB JSON); load average {}",
+        flat.len(),
+        total_bytes as f64 / 1e6,
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    )
+    .unwrap();
+    let line = |out: &mut dyn std::io::Write, label: &str, (wall, cpu, n): (f64, f64, u64)| {
+        writeln!(
+            out,
+            "ingest {label}: {n} summaries in {wall:.2} s = {:.0} summaries/s ({:.0} reports/s); CPU {cpu:.2} s = {:.0} summaries per CPU-second",
+            n as f64 / wall,
+            n as f64 / wall / ING_DEVICES as f64,
+            n as f64 / cpu.max(0.01),
+        )
+        .unwrap();
+    };
+    // Parse and verify alone: the CPU-bound half, no store.
+    let key_of = |a: u32| ed25519_dalek::SigningKey::from_bytes(&[a as u8 + 1; 32]).verifying_key();
+    let (t, c) = (Instant::now(), cpu_secs());
+    let mut n = 0u64;
+    for (a, agent) in bodies.iter().enumerate() {
+        let key = key_of(a as u32);
+        for body in agent {
+            let batch: shuzhuan_aggregator::ingest::Batch = serde_json::from_slice(body).unwrap();
+            for sr in &batch.reports {
+                n += sr.verify(&key).unwrap().report.summaries.len() as u64;
+            }
+        }
+    }
+    line(
+        out,
+        "parse + verify only (1 thread, no store)",
+        (t.elapsed().as_secs_f64(), cpu_secs() - c, n),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    line(
+        out,
+        "plain SQLite inserts of the same rows (baseline)",
+        plain_sqlite_run(dir.path()),
+    );
+    for clients in [1usize, 2, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ingest_store(dir.path());
+        let label = format!(
+            "`ingest`, {clients} client thread{}",
+            if clients == 1 { "" } else { "s" }
+        );
+        line(out, &label, ingest_run(&store, &bodies, clients));
+    }
 }
 
 /// One run of the 2,000-agent load; returns (batch latencies in ms, total
@@ -311,13 +479,26 @@ fn bench_city(out: &mut impl std::io::Write) {
     const ENTERPRISES: u32 = 2_000;
     const DEVICES: u32 = 50;
     const DAYS: i64 = 365;
+    // SHUZHUAN_BENCH_CITY_DB=path keeps the generated city there and reuses
+    // it on the next run (generation and refresh take minutes; the page
+    // timings are what one iterates on).
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("city.sqlite");
+    let kept = std::env::var_os("SHUZHUAN_BENCH_CITY_DB").map(std::path::PathBuf::from);
+    let path = kept
+        .clone()
+        .unwrap_or_else(|| dir.path().join("city.sqlite"));
+    let reuse = path.exists();
     let store = SqliteStore::open(&path).unwrap();
-    city(&store, 13, 15, ENTERPRISES);
     let first = days_from_civil(2025, 1, 1);
     let t = Instant::now();
-    for chunk in (0..ENTERPRISES).collect::<Vec<_>>().chunks(50) {
+    if !reuse {
+        city(&store, 13, 15, ENTERPRISES);
+    }
+    for chunk in (0..ENTERPRISES)
+        .collect::<Vec<_>>()
+        .chunks(50)
+        .filter(|_| !reuse)
+    {
         store
             .with_write_tx(|tx| {
                 let mut inv_st = tx.prepare(
@@ -387,8 +568,10 @@ fn bench_city(out: &mut impl std::io::Write) {
     let refresh_secs = t.elapsed().as_secs_f64();
     writeln!(
         out,
-        "city: {ENTERPRISES} enterprises, {} inventory devices, {rows} device-day rows generated in {gen_secs:.1} s; period refresh of {pairs} (enterprise, period) pairs in {refresh_secs:.1} s",
-        ENTERPRISES * DEVICES
+        "city{}: {ENTERPRISES} enterprises, {} inventory devices, {rows} device-day rows generated in {gen_secs:.1} s; period refresh of {pairs} (enterprise, period) pairs in {refresh_secs:.1} s; load average {}",
+        if reuse { " (reused database)" } else { "" },
+        ENTERPRISES * DEVICES,
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     )
     .unwrap();
     let reference = Reference::default();
@@ -419,9 +602,15 @@ fn bench_city(out: &mut impl std::io::Write) {
         writeln!(out, "{label}: p50 {p50:.0} ms, p95 {p95:.0} ms (20 runs)").unwrap();
     }
     drop(store);
-    let size: u64 = std::fs::read_dir(dir.path())
+    let size: u64 = std::fs::read_dir(path.parent().unwrap())
         .unwrap()
-        .filter_map(|e| e.ok()?.metadata().ok())
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&*path.file_name().unwrap().to_string_lossy())
+        })
+        .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum();
     writeln!(

@@ -168,9 +168,13 @@ pub fn ingest(
     let key = verifying_key_from_b64(&key_b64).ok_or_else(|| {
         StoreError::Corrupt(format!("agent `{agent_id}` key is not an Ed25519 key"))
     })?;
+    // Signatures are checked (and payloads parsed) on all cores at once; the
+    // results are then examined in batch order, so the error reported is the
+    // one the first bad report gives, as if checked one by one.
+    let checked = verify_all(&batch.reports, &key);
     let mut verified: Vec<(VerifiedReport, String)> = Vec::with_capacity(batch.reports.len());
-    for (index, sr) in batch.reports.into_iter().enumerate() {
-        let vr = match sr.verify(&key) {
+    for (index, (sr, checked)) in batch.reports.into_iter().zip(checked).enumerate() {
+        let vr = match checked {
             Ok(vr) => vr,
             Err(ReportError::BadSignature) | Err(ReportError::SignatureEncoding) => {
                 let seq = sr.peek().map(|(r, _)| r.seq).unwrap_or(0);
@@ -236,6 +240,47 @@ pub fn ingest(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Most threads one batch's verification uses.
+const MAX_VERIFY_THREADS: usize = 8;
+
+/// `SignedReport::verify` of every report, in order, spread over the
+/// machine's cores (scoped threads, one contiguous slice each).
+fn verify_all(
+    reports: &[SignedReport],
+    key: &ed25519_dalek::VerifyingKey,
+) -> Vec<Result<VerifiedReport, ReportError>> {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(MAX_VERIFY_THREADS)
+    });
+    let threads = cores.min(reports.len());
+    if threads <= 1 {
+        return reports.iter().map(|sr| sr.verify(key)).collect();
+    }
+    let per = reports.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut chunks = reports.chunks(per);
+        // The calling thread takes the first slice itself.
+        let first = chunks.next().unwrap_or(&[]);
+        let handles: Vec<_> = chunks
+            .map(|chunk| {
+                scope.spawn(move || chunk.iter().map(|sr| sr.verify(key)).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut out: Vec<_> = first.iter().map(|sr| sr.verify(key)).collect();
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 fn classify(index: usize, e: ReportError) -> IngestError {

@@ -7,7 +7,8 @@
 //!
 //! Layout: registry tables (counties, chains, enterprises, recognitions);
 //! enrolment (enrol_tokens, agents, agent_keys); evidence (reports: raw
-//! payload and signature per `(agent_id, seq)`); fine rows (window_summaries,
+//! payload and signature per `(agent_id, seq)`, a rowid table since
+//! migration 4 so the large payloads stay out of the key's B-tree); fine rows (window_summaries,
 //! with their energy as JSON since migration 3, pruned after a retention period); daily rows (device_days,
 //! device_day_energy, kept); period roll-ups (device_periods,
 //! enterprise_periods) refreshed from the daily rows for dirty pairs; chain
@@ -222,4 +223,33 @@ CREATE TABLE assessment_scores (
     // 3: a window's energy rows travel with its summary row (one write per
     // summary instead of one per meter); the raw payload keeps the original.
     "DROP TABLE window_energy; ALTER TABLE window_summaries ADD COLUMN energy TEXT;",
+    // 4: `reports` becomes a rowid table. As a WITHOUT ROWID table its rows
+    // (tens of kB of payload each) were the cells of the primary-key B-tree,
+    // so every seek on (agent_id, seq), for an insert or a replay check, read
+    // whole overflowing rows to compare keys (docs/bench/aggregator.md: the
+    // largest single cost of ingest). Now the key lives in a small index and
+    // the payload, last, is read only when asked for.
+    r#"
+CREATE TABLE reports_v4 (
+    agent_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    enterprise TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    window_end INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    signature TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (agent_id, seq)
+);
+INSERT INTO reports_v4 (agent_id, seq, hash, prev_hash, enterprise, window_start, window_end,
+    created_at, received_at, signature, payload)
+    SELECT agent_id, seq, hash, prev_hash, enterprise, window_start, window_end,
+    created_at, received_at, signature, payload FROM reports ORDER BY received_at, agent_id, seq;
+DROP TABLE reports;
+ALTER TABLE reports_v4 RENAME TO reports;
+CREATE INDEX reports_enterprise_window ON reports(enterprise, window_start);
+"#,
 ];
