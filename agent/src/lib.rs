@@ -11,6 +11,7 @@ pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod keys;
+pub mod malloc;
 pub mod model;
 pub mod notify;
 pub mod outputs;

@@ -30,6 +30,12 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // The daemon runs with tuned glibc malloc (shuzhuan_agent::malloc); this
+    // returns only when no re-exec was wanted or it failed.
+    let untuned = match cli.command {
+        Command::Run(_) => shuzhuan_agent::malloc::reexec_with_tunables(),
+        _ => None,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -37,6 +43,9 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Some(e) = untuned {
+        tracing::warn!(error = %e, "cannot restart with tuned malloc; running with glibc's defaults");
+    }
     let code = match cli.command {
         Command::CheckConfig(args) => cmd::check_config::run(&args),
         Command::Run(args) => cmd::run::run(&args),

@@ -261,26 +261,29 @@ impl RawValue {
     }
 }
 
-/// Puts the registers of a value into big-endian byte order `A B C D …`.
-fn to_be_bytes(regs: &[u16], order: WordOrder) -> Vec<u8> {
-    let mut words: Vec<u16> = regs.to_vec();
-    if matches!(order, WordOrder::CDAB | WordOrder::DCBA) {
-        words.reverse();
+/// Byte `i` of the big-endian order `A B C D …` of a value held in `regs`
+/// in word and byte order `order` (`i < 2 × regs.len()`). Decoding reads
+/// the bytes in place: no copy of the registers per tag and poll.
+fn be_byte(regs: &[u16], order: WordOrder, i: usize) -> u8 {
+    let w = if matches!(order, WordOrder::CDAB | WordOrder::DCBA) {
+        regs[regs.len() - 1 - i / 2]
+    } else {
+        regs[i / 2]
+    };
+    let high_first = !matches!(order, WordOrder::BADC | WordOrder::DCBA);
+    if (i % 2 == 0) == high_first {
+        (w >> 8) as u8
+    } else {
+        w as u8
     }
-    let swap_bytes = matches!(order, WordOrder::BADC | WordOrder::DCBA);
-    words
-        .iter()
-        .flat_map(|w| {
-            if swap_bytes {
-                w.to_le_bytes()
-            } else {
-                w.to_be_bytes()
-            }
-        })
-        .collect()
 }
 
-/// The inverse of [`to_be_bytes`].
+/// The first `N` big-endian bytes of a value of at least `N / 2` registers.
+fn be_array<const N: usize>(regs: &[u16], order: WordOrder) -> [u8; N] {
+    std::array::from_fn(|i| be_byte(regs, order, i))
+}
+
+/// The inverse of [`be_byte`]: registers in `order` from big-endian bytes.
 fn from_be_bytes(bytes: &[u8], order: WordOrder) -> Vec<u16> {
     let swap_bytes = matches!(order, WordOrder::BADC | WordOrder::DCBA);
     let mut words: Vec<u16> = bytes
@@ -317,7 +320,6 @@ pub fn decode_registers(
     if regs.is_empty() {
         return Err(DecodeError::Length { want: 1, got: 0 });
     }
-    let b = to_be_bytes(regs, order);
     Ok(match data_type {
         DataType::Bool => return Err(DecodeError::NotRegisters(data_type)),
         DataType::Bit => {
@@ -327,23 +329,19 @@ pub fn decode_registers(
             }
             RawValue::Bool(regs[0] >> i & 1 == 1)
         }
-        DataType::U16 => RawValue::Int(i128::from(u16::from_be_bytes([b[0], b[1]]))),
-        DataType::I16 => RawValue::Int(i128::from(i16::from_be_bytes([b[0], b[1]]))),
-        DataType::U32 => RawValue::Int(i128::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
-        DataType::I32 => RawValue::Int(i128::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
-        DataType::F32 => RawValue::Float(f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
-        DataType::U64 => RawValue::Int(i128::from(u64::from_be_bytes(
-            b[..8].try_into().expect("8 bytes"),
-        ))),
-        DataType::I64 => RawValue::Int(i128::from(i64::from_be_bytes(
-            b[..8].try_into().expect("8 bytes"),
-        ))),
-        DataType::F64 => RawValue::Float(f64::from_be_bytes(b[..8].try_into().expect("8 bytes"))),
+        DataType::U16 => RawValue::Int(i128::from(u16::from_be_bytes(be_array(regs, order)))),
+        DataType::I16 => RawValue::Int(i128::from(i16::from_be_bytes(be_array(regs, order)))),
+        DataType::U32 => RawValue::Int(i128::from(u32::from_be_bytes(be_array(regs, order)))),
+        DataType::I32 => RawValue::Int(i128::from(i32::from_be_bytes(be_array(regs, order)))),
+        DataType::F32 => RawValue::Float(f64::from(f32::from_be_bytes(be_array(regs, order)))),
+        DataType::U64 => RawValue::Int(i128::from(u64::from_be_bytes(be_array(regs, order)))),
+        DataType::I64 => RawValue::Int(i128::from(i64::from_be_bytes(be_array(regs, order)))),
+        DataType::F64 => RawValue::Float(f64::from_be_bytes(be_array(regs, order))),
         DataType::String => {
-            let text: String = b
-                .iter()
-                .take_while(|&&c| c != 0)
-                .map(|&c| {
+            let text: String = (0..regs.len() * 2)
+                .map(|i| be_byte(regs, order, i))
+                .take_while(|&c| c != 0)
+                .map(|c| {
                     if c.is_ascii() && !c.is_ascii_control() {
                         c as char
                     } else {
@@ -351,7 +349,10 @@ pub fn decode_registers(
                     }
                 })
                 .collect();
-            RawValue::Text(text.trim_end().to_owned())
+            let kept = text.trim_end().len();
+            let mut text = text;
+            text.truncate(kept);
+            RawValue::Text(text)
         }
     })
 }
@@ -459,6 +460,48 @@ mod tests {
         fn doubles_round_trip(v in any::<f64>().prop_filter("finite", |v| v.is_finite()), order in orders()) {
             let r = encode_registers(DataType::F64, order, v);
             prop_assert_eq!(decode_registers(DataType::F64, order, None, &r).unwrap(), RawValue::Float(v));
+        }
+
+        /// Decoding in place equals decoding a copy put into big-endian
+        /// order word by word (the codec before it stopped allocating).
+        #[test]
+        fn in_place_decoding_equals_the_copying_reference(regs in prop::collection::vec(any::<u16>(), 1..5), order in orders()) {
+            let mut words = regs.clone();
+            if matches!(order, WordOrder::CDAB | WordOrder::DCBA) {
+                words.reverse();
+            }
+            let swap = matches!(order, WordOrder::BADC | WordOrder::DCBA);
+            let b: Vec<u8> = words.iter().flat_map(|w| if swap { w.to_le_bytes() } else { w.to_be_bytes() }).collect();
+            let want = |t: DataType| -> Option<RawValue> {
+                Some(match t {
+                    DataType::U16 if regs.len() == 1 => RawValue::Int(i128::from(u16::from_be_bytes([b[0], b[1]]))),
+                    DataType::I16 if regs.len() == 1 => RawValue::Int(i128::from(i16::from_be_bytes([b[0], b[1]]))),
+                    DataType::U32 if regs.len() == 2 => RawValue::Int(i128::from(u32::from_be_bytes(b[..4].try_into().unwrap()))),
+                    DataType::I32 if regs.len() == 2 => RawValue::Int(i128::from(i32::from_be_bytes(b[..4].try_into().unwrap()))),
+                    DataType::F32 if regs.len() == 2 => RawValue::Float(f64::from(f32::from_be_bytes(b[..4].try_into().unwrap()))),
+                    DataType::U64 if regs.len() == 4 => RawValue::Int(i128::from(u64::from_be_bytes(b[..8].try_into().unwrap()))),
+                    DataType::I64 if regs.len() == 4 => RawValue::Int(i128::from(i64::from_be_bytes(b[..8].try_into().unwrap()))),
+                    DataType::F64 if regs.len() == 4 => RawValue::Float(f64::from_be_bytes(b[..8].try_into().unwrap())),
+                    DataType::String => RawValue::Text(
+                        b.iter()
+                            .take_while(|&&c| c != 0)
+                            .map(|&c| if c.is_ascii() && !c.is_ascii_control() { c as char } else { '\u{FFFD}' })
+                            .collect::<String>()
+                            .trim_end()
+                            .to_owned(),
+                    ),
+                    _ => return None,
+                })
+            };
+            for t in [DataType::U16, DataType::I16, DataType::U32, DataType::I32, DataType::U64, DataType::I64, DataType::F32, DataType::F64, DataType::String] {
+                if let Some(w) = want(t) {
+                    let got = decode_registers(t, order, None, &regs).unwrap();
+                    match (&w, &got) {
+                        (RawValue::Float(a), RawValue::Float(g)) if a.is_nan() => prop_assert!(g.is_nan()),
+                        _ => prop_assert_eq!(&got, &w, "{:?} {:?}", t, order),
+                    }
+                }
+            }
         }
 
         /// Decoding arbitrary registers never panics.

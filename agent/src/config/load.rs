@@ -419,6 +419,7 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigEr
     // [[devices]]
     let device_values = entries(&mut cx, &doc, "devices");
     let mut devices = Vec::new();
+    let mut shared = SharedTags::default();
     let mut device_tables = Vec::new();
     let mut raw_ids: Vec<String> = Vec::new();
     let mut units: BTreeSet<(String, u8)> = BTreeSet::new();
@@ -453,6 +454,8 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigEr
             &all_profiles,
             &profiles_dir,
         ) {
+            let mut d = d;
+            shared.share(&mut d);
             devices.push(d);
             device_tables.push(t.clone());
         }
@@ -503,6 +506,39 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<AgentConfig, ConfigEr
         key_processes,
         profiles,
     })
+}
+
+/// Identical tag lists of devices, kept once (see [`DeviceTags`]): per
+/// profile and tag count, up to [`SharedTags::PER_KEY`] distinct lists are
+/// compared against, which bounds the cost for plants where every device
+/// overrides its profile differently.
+#[derive(Default)]
+struct SharedTags {
+    modbus: TagPool<ModbusTag>,
+    opcua: TagPool<OpcUaTag>,
+}
+
+/// Distinct tag lists by (profile, number of tags).
+type TagPool<T> = BTreeMap<(Option<String>, usize), Vec<Arc<[T]>>>;
+
+impl SharedTags {
+    const PER_KEY: usize = 8;
+
+    fn share(&mut self, d: &mut DeviceConfig) {
+        fn one<T: PartialEq>(pool: &mut Vec<Arc<[T]>>, tags: &mut Arc<[T]>) {
+            match pool.iter().find(|p| p[..] == tags[..]) {
+                Some(p) => *tags = p.clone(),
+                None if pool.len() < SharedTags::PER_KEY => pool.push(tags.clone()),
+                None => {}
+            }
+        }
+        let key = (d.profile.clone(), d.tags.len());
+        match &mut d.tags {
+            DeviceTags::None => {}
+            DeviceTags::Modbus(t) => one(self.modbus.entry(key).or_default(), t),
+            DeviceTags::OpcUa(t) => one(self.opcua.entry(key).or_default(), t),
+        }
+    }
 }
 
 /// The elements of an array of tables (`[[name]]`), each a table.
@@ -992,7 +1028,7 @@ fn device<'t>(
                 max.unwrap_or(MAX_REGISTERS),
                 span_of(t, "profile"),
             );
-            DeviceTags::Modbus(tags)
+            DeviceTags::Modbus(tags.into())
         }
         Some(LinkConfig::OpcUa(o)) => {
             if raw.root.is_none() {
@@ -1011,7 +1047,7 @@ fn device<'t>(
                     return None;
                 }
             }
-            DeviceTags::OpcUa(tags::opcua(cx, &what, profile, &tag_values))
+            DeviceTags::OpcUa(tags::opcua(cx, &what, profile, &tag_values).into())
         }
     };
     if link.is_some() && tags.is_empty() && cx.errors.len() == errors_before {

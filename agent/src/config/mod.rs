@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Every problem found in a config, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,13 +256,16 @@ pub struct PowerThresholds {
     pub running: f64,
 }
 
-/// A device's resolved tags.
+/// A device's resolved tags. Devices with identical tags (the usual case:
+/// many devices on one profile) share one list, so a plant of 200 meters of
+/// one model holds their register map once, and copies of the config (links
+/// started, a reload's comparison) copy pointers, not tags.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceTags {
     /// No link: in the inventory, no data.
     None,
-    Modbus(Vec<ModbusTag>),
-    OpcUa(Vec<OpcUaTag>),
+    Modbus(Arc<[ModbusTag]>),
+    OpcUa(Arc<[OpcUaTag]>),
 }
 
 impl DeviceTags {
@@ -389,7 +393,7 @@ impl AgentConfig {
                             root: d.root.clone().unwrap_or_default(),
                             poll_interval_ms: d.poll_interval_ms,
                             tags: match &d.tags {
-                                DeviceTags::OpcUa(t) => t.clone(),
+                                DeviceTags::OpcUa(t) => t.to_vec(),
                                 _ => Vec::new(),
                             },
                         })

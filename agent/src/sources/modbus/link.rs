@@ -89,9 +89,11 @@ struct Class {
 struct Dev {
     id: Arc<str>,
     unit: u8,
-    tags: Vec<ModbusTag>,
-    names: Vec<Arc<str>>,
-    carriers: Vec<Option<Arc<str>>>,
+    /// Shared with every device of the config that has the same tags.
+    tags: Arc<[ModbusTag]>,
+    /// Per tag: the name and carrier every sample carries (shared like `tags`).
+    names: Arc<[Arc<str>]>,
+    carriers: Arc<[Option<Arc<str>>]>,
     limit: u16,
     forbidden: Vec<ForbiddenRange>,
     /// Ranges that answered illegal address on their own.
@@ -100,9 +102,16 @@ struct Dev {
 }
 
 impl Dev {
-    /// Takes the device's tags (moved, not copied: at 50 tags a device they
-    /// are the bulk of a link's memory).
-    fn new(mut d: DeviceConfig, clock: &Clock, cost: &CostModel, start: Instant) -> Option<Dev> {
+    /// Takes the device's tags (shared, not copied: at 50 tags a device they
+    /// are the bulk of a link's memory). A device with the same tag list as
+    /// one of `earlier` shares its per-tag names and carriers too.
+    fn new(
+        mut d: DeviceConfig,
+        clock: &Clock,
+        cost: &CostModel,
+        start: Instant,
+        earlier: &[Dev],
+    ) -> Option<Dev> {
         let DeviceTags::Modbus(tags) = std::mem::replace(&mut d.tags, DeviceTags::None) else {
             return None;
         };
@@ -113,11 +122,14 @@ impl Dev {
                 .or_default()
                 .push(i);
         }
-        let mut dev = Dev {
-            id: Arc::from(d.id()),
-            unit: d.unit.unwrap_or(1),
-            names: tags.iter().map(|t| Arc::from(t.name.as_str())).collect(),
-            carriers: tags
+        let same = earlier.iter().find(|e| Arc::ptr_eq(&e.tags, &tags));
+        let names = match same {
+            Some(e) => e.names.clone(),
+            None => tags.iter().map(|t| Arc::from(t.name.as_str())).collect(),
+        };
+        let carriers = match same {
+            Some(e) => e.carriers.clone(),
+            None => tags
                 .iter()
                 .map(|t| {
                     t.carrier
@@ -126,6 +138,12 @@ impl Dev {
                         .or_else(|| is_energy(t).then(|| Arc::from("electricity")))
                 })
                 .collect(),
+        };
+        let mut dev = Dev {
+            id: Arc::from(d.id()),
+            unit: d.unit.unwrap_or(1),
+            names,
+            carriers,
             tags,
             limit: d.max_registers_per_read.unwrap_or(125),
             forbidden: d.forbidden.clone(),
@@ -289,10 +307,12 @@ pub(crate) async fn run_with(
 ) {
     let cost = CostModel::for_link(cfg);
     let start = Instant::now();
-    let mut devs: Vec<Dev> = devices
-        .into_iter()
-        .filter_map(|d| Dev::new(d, &clock, &cost, start))
-        .collect();
+    let mut devs: Vec<Dev> = Vec::with_capacity(devices.len());
+    for d in devices {
+        if let Some(dev) = Dev::new(d, &clock, &cost, start, &devs) {
+            devs.push(dev);
+        }
+    }
     if devs.is_empty() {
         tracing::info!(link = %cfg.id, "modbus link has no devices with tags; idle");
         shutdown.recv().await;
@@ -414,7 +434,8 @@ pub(crate) async fn run_with(
                     }
                 }
             }
-            let mut samples = Vec::new();
+            let mut samples =
+                Vec::with_capacity(due.iter().map(|&c| dev.classes[c].tags.len()).sum());
             let mut reachable = false;
             let mut bad = 0u64;
             for &c in &due {
@@ -493,13 +514,15 @@ async fn poll_device(
         for &(i, why) in &dev.classes[c].refused {
             results[i] = Some((clock.now_ms(), Err(why)));
         }
-        let mut stack: Vec<(Table, Vec<Atom>)> = dev.classes[c]
-            .reads
-            .iter()
+        // Reads still to do, as (planned read, span of its atoms): a split
+        // read is two spans of the same plan, nothing is copied per poll.
+        let mut stack: Vec<(usize, std::ops::Range<usize>)> = (0..dev.classes[c].reads.len())
             .rev()
-            .map(|r| (r.table, r.atoms.clone()))
+            .map(|r| (r, 0..dev.classes[c].reads[r].atoms.len()))
             .collect();
-        while let Some((table, atoms)) = stack.pop() {
+        while let Some((r, span)) = stack.pop() {
+            let table = dev.classes[c].reads[r].table;
+            let atoms = &dev.classes[c].reads[r].atoms[span.clone()];
             if !first && !pause.is_zero() {
                 tokio::time::sleep(pause).await;
             }
@@ -527,7 +550,7 @@ async fn poll_device(
                 Ok(Ok(words)) => {
                     metrics.rtt.observe(sent.elapsed().as_secs_f64());
                     answered = true;
-                    for a in &atoms {
+                    for a in atoms {
                         for &i in &a.tags {
                             let tag = &dev.tags[i];
                             let off = usize::from(tag.address - range.start);
@@ -546,24 +569,24 @@ async fn poll_device(
                     let why = exception_reason(code);
                     metrics.error(why);
                     if matches!(code, 2 | 3) && atoms.len() > 1 {
-                        let mut right = atoms;
-                        let left: Vec<Atom> = right.drain(..right.len() / 2).collect();
-                        stack.push((table, right));
-                        stack.push((table, left));
+                        let mid = span.start + atoms.len() / 2;
+                        stack.push((r, mid..span.end));
+                        stack.push((r, span.start..mid));
                         continue;
                     }
                     if code == 2 && atoms.len() == 1 {
-                        dev.learned.push((table, atoms[0].range));
+                        let bad = atoms[0].range;
+                        dev.learned.push((table, bad));
                         if !learned_in.contains(&c) {
                             learned_in.push(c);
                         }
                     }
-                    mark(results, &atoms, why);
+                    mark(results, atoms, why);
                 }
                 Ok(Err(ReadError::Mismatch(e))) => {
                     tracing::warn!(device = %dev.id, error = %e, "modbus response does not match the request");
                     metrics.error("mismatch");
-                    mark(results, &atoms, "mismatch");
+                    mark(results, atoms, "mismatch");
                     return After::Broken;
                 }
                 Ok(Err(ReadError::Disconnected(e))) => {
@@ -573,7 +596,7 @@ async fn poll_device(
                 }
                 Err(_) => {
                     metrics.error("timeout");
-                    mark(results, &atoms, "timeout");
+                    mark(results, atoms, "timeout");
                     return After::TimedOut { answered };
                 }
             }

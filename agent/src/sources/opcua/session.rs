@@ -41,6 +41,9 @@ impl Connected {
 /// load it.
 static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Send and receive chunk size (and buffer) of a session, in bytes.
+const CHUNK_BYTES: usize = 16 * 1024;
+
 /// The client for one link; its certificate store is `pki_dir`.
 pub(crate) fn build_client(cfg: &OpcUaLinkConfig, pki_dir: &Path) -> Result<Client, String> {
     let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
@@ -60,6 +63,11 @@ pub(crate) fn build_client(cfg: &OpcUaLinkConfig, pki_dir: &Path) -> Result<Clie
         .session_timeout(cfg.session_timeout_ms.min(u64::from(u32::MAX)) as u32)
         .keep_alive_interval(Duration::from_millis(cfg.timeout_ms.clamp(1_000, 10_000)))
         .max_failed_keep_alive_count(2)
+        // Chunk buffers of 16 KiB each way instead of 64 KiB: a session keeps
+        // one of each for its lifetime, and the agent's messages (reads and
+        // publish responses of a few hundred items) fit in a few chunks.
+        .max_incoming_chunk_size(CHUNK_BYTES)
+        .max_chunk_size(CHUNK_BYTES)
         .session_name(format!("shuzhuan-agent {}", cfg.id))
         .client()
         .map_err(|e| e.join("; "))

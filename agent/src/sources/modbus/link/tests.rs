@@ -114,7 +114,7 @@ fn device(id: &str, unit: u8, tags: Vec<ModbusTag>) -> DeviceConfig {
         power_thresholds_kw: None,
         max_registers_per_read: None,
         forbidden: Vec::new(),
-        tags: DeviceTags::Modbus(tags),
+        tags: DeviceTags::Modbus(tags.into()),
     }
 }
 
