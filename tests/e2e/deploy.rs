@@ -100,6 +100,34 @@ fn assert_units_verify(root: &Path, units: &[&str]) {
     );
 }
 
+/// `systemd-analyze verify` insists that every `Exec*=` program exists in
+/// the root; the package's own binary is really there, anything else the
+/// unit runs (`/bin/kill` for `ExecReload=`) gets an executable stub.
+pub(crate) fn stub_other_executables(root: &Path, unit: &Path) {
+    for line in read(unit).lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if !key.starts_with("Exec") {
+            continue;
+        }
+        let program = value
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches(['-', '@', ':', '+', '!']);
+        let Some(rel) = program.strip_prefix('/') else {
+            continue;
+        };
+        let path = root.join(rel);
+        if !path.exists() {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+}
+
 /// The stub trick: `systemd-analyze verify` checks that ExecStart's binary
 /// exists and is executable, so a temporary root holds a stub at the unit's
 /// path (`/usr/bin/...`) and the machine's system units.
@@ -117,6 +145,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
         let dst = root.path().join("etc/systemd/system").join(unit);
         fs::create_dir_all(dst.parent().unwrap()).unwrap();
         fs::copy(deploy().join("systemd").join(unit), &dst).unwrap();
+        stub_other_executables(root.path(), &dst);
     }
     assert_units_verify(root.path(), &units);
 
@@ -420,6 +449,7 @@ fn install_script_installs_into_a_clean_root_and_refuses_a_bad_config() {
     assert_eq!(data.uid(), uid, "data folder owner");
     // The installed unit verifies against the installed, real binary.
     give_root_system_units(r);
+    stub_other_executables(r, &r.join("etc/systemd/system/shuzhuan-agent.service"));
     assert_units_verify(r, &["shuzhuan-agent.service"]);
 
     // An upgrade (no --config) keeps the config and the spool.

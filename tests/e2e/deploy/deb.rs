@@ -273,7 +273,7 @@ fn debian_package_builds_installs_upgrades_and_purges() {
     assert!(o.status.success(), "check-config: {}", show(&o));
     assert!(text(&o.stdout).contains("config ok"), "{}", show(&o));
     give_root_system_units(r);
-    stub_other_executables(r, &r.join("lib/systemd/system/shuzhuan-agent.service"));
+    super::stub_other_executables(r, &r.join("lib/systemd/system/shuzhuan-agent.service"));
     let o = run(Command::new("systemd-analyze")
         .arg("verify")
         .arg(format!("--root={}", r.display()))
@@ -325,34 +325,6 @@ fn debian_package_builds_installs_upgrades_and_purges() {
         );
     }
     assert_eq!(read(&spooled), "waiting report", "purge deleted the spool");
-}
-
-/// `systemd-analyze verify` insists that every `Exec*=` program exists in
-/// the root; the package's own binary is really there, anything else the
-/// unit runs (`/bin/kill` for `ExecReload=`) gets an executable stub.
-fn stub_other_executables(root: &Path, unit: &Path) {
-    for line in read(unit).lines() {
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        if !key.starts_with("Exec") {
-            continue;
-        }
-        let program = value
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches(['-', '@', ':', '+', '!']);
-        let Some(rel) = program.strip_prefix('/') else {
-            continue;
-        };
-        let path = root.join(rel);
-        if !path.exists() {
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
 }
 
 /// A minimal ELF64 little-endian header for `machine` (no sections, no
