@@ -310,7 +310,7 @@ fn demo_dashboard_shows_measured_data_equal_to_the_api() {
     let out = Command::new(python())
         .args([
             "-c",
-            "import sys, openpyxl\nwb = openpyxl.load_workbook(sys.argv[1])\nws = wb.worksheets[0]\nprint(wb.sheetnames[0], ws.max_row - 2, ws.cell(1, 2).value)",
+            "import sys, openpyxl\nwb = openpyxl.load_workbook(sys.argv[1])\nws = wb.worksheets[0]\nrates = [c for c in ws['F'][1:] if isinstance(c.value, float)]\nprint(wb.sheetnames[0], ws.max_row - 2, ws.cell(1, 2).value, 'bold=%s' % ws.cell(1, 2).font.b, 'rates=%d' % len(rates), 'unformatted=%d' % sum(c.number_format != '0.0%' for c in rates), wb.sheetnames[1:])",
         ])
         .arg(&file)
         .output()
@@ -324,6 +324,10 @@ fn demo_dashboard_shows_measured_data_equal_to_the_api() {
     assert!(text.starts_with("县区 counties"), "{text}");
     let rows: usize = text.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(rows >= 5, "county table has {rows} rows: {text}");
+    // Our own XLSX writer's styles, as a third-party reader sees them.
+    assert!(text.contains("bold=True"), "{text}");
+    assert!(text.contains("unformatted=0"), "{text}");
+    assert!(text.contains("'变化 movers', '数据中断 stopped'"), "{text}");
 
     // The gateways really measured: by now the samples they received cover
     // most of what their poll intervals promised (a runtime stalled by
