@@ -433,6 +433,101 @@ async fn unsent_lines_at_shutdown_are_counted() {
     assert_eq!(shared.metrics.buffered.get(), 0);
 }
 
+#[tokio::test(start_paused = true)]
+async fn with_the_disk_buffer_unsent_lines_stay_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script::default();
+    script
+        .answers
+        .lock()
+        .unwrap()
+        .extend((0..10).map(|_| Err("down".to_owned())));
+    let q = disk::DiskQueue::open(dir.path(), 1 << 20).unwrap();
+    let shared = Arc::new(Shared::with_disk(q, 10, metrics()));
+    shared.push(["a 1".to_owned(), "b 2".to_owned()]);
+    assert_eq!(shared.metrics.buffered.get(), 2);
+    assert_eq!(shared.metrics.buffered_bytes.get(), 8);
+    let coord = crate::shutdown::Coordinator::new();
+    tokio::spawn(run_writer(
+        shared.clone(),
+        script.clone(),
+        opts(),
+        coord.handle(),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    coord.shutdown().await;
+    assert_eq!(
+        shared
+            .metrics
+            .dropped
+            .with_label_values(&["shutdown"])
+            .get(),
+        0
+    );
+    drop(shared);
+    // The next start sends them, oldest first, and the buffer empties.
+    let q = disk::DiskQueue::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(q.lines(), 2);
+    let shared = Arc::new(Shared::with_disk(q, 10, metrics()));
+    let ok = Script::default();
+    let coord = crate::shutdown::Coordinator::new();
+    tokio::spawn(run_writer(
+        shared.clone(),
+        ok.clone(),
+        opts(),
+        coord.handle(),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    coord.shutdown().await;
+    assert_eq!(ok.calls.lock().unwrap()[0].1, "a 1\nb 2\n");
+    assert_eq!(shared.metrics.written.get(), 2);
+    assert_eq!(
+        disk::DiskQueue::open(dir.path(), 1 << 20).unwrap().lines(),
+        0
+    );
+}
+
+#[test]
+fn https_needs_a_ca_file_and_names_a_bad_one() {
+    use crate::ship::tls::TlsFiles;
+    let t = Duration::from_secs(1);
+    let e = client::HttpWrite::with_tls(
+        "https://influx:8086",
+        "o",
+        "b",
+        "ms",
+        None,
+        t,
+        &TlsFiles::default(),
+    )
+    .unwrap_err();
+    assert!(e.contains("[influxdb] ca_file"), "{e}");
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.pem");
+    std::fs::write(&bad, "no certificate here\n").unwrap();
+    let files = TlsFiles {
+        ca_file: Some(bad),
+        ..TlsFiles::default()
+    };
+    let e =
+        client::HttpWrite::with_tls("https://influx", "o", "b", "ms", None, t, &files).unwrap_err();
+    assert!(
+        e.contains("[influxdb] ca_file") && e.contains("bad.pem"),
+        "{e}"
+    );
+    let w = client::HttpWrite::new("http://influx", "o", "b", "ms", None, t).unwrap();
+    assert_eq!(w.authority, "influx:80");
+    assert!(w.tls.is_none());
+    // Through the config loader: the position of the key and the file.
+    let text = "[agent]\nid = \"gw\"\nenterprise = \"91411700MA00000019\"\ndata_dir = \"data\"\n\n[influxdb]\nurl = \"https://influx\"\norg = \"o\"\nbucket = \"b\"\nca_file = \"bad.pem\"\n";
+    let e = crate::config::AgentConfig::from_text(d.path().join("agent.toml"), text).unwrap_err();
+    let all = e.to_string();
+    assert!(
+        all.contains("agent.toml:10") && all.contains("bad.pem"),
+        "{all}"
+    );
+}
+
 /// A one-shot recording HTTP server: answers `status` with `body` and hands
 /// back the request head and body it received.
 async fn recorder(
