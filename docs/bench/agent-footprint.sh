@@ -20,7 +20,10 @@
 # Usage: docs/bench/agent-footprint.sh [warmup_s=30] [span_s=120] [baseline_span_s=60]
 # SKIP_BUILD=1 skips the cargo build; KEEP=1 keeps the temp dir; TAGS_IN_CONFIG=1
 # gives the 45 extra registers as 9,000 `[[devices.tags]]` entries of the agent
-# config (on generic-plc) instead of the bench-plc-50 profile.
+# config (on generic-plc) instead of the bench-plc-50 profile; AGENT_BIN=path
+# measures another agent binary. The agent runs with its own malloc tuning
+# (agent/src/malloc.rs) unless GLIBC_TUNABLES is set: `GLIBC_TUNABLES=
+# docs/bench/agent-footprint.sh` measures it with glibc's defaults.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WARM=${1:-30}
@@ -150,6 +153,16 @@ w1=$(date +%s.%N)
 m1=$(metric shuzhuan_agent_samples_total); q1=$(metric shuzhuan_agent_modbus_requests_total)
 o1=$(metric shuzhuan_agent_opcua_requests_total); e1=$(metric shuzhuan_agent_read_errors_total)
 sealed=$(metric shuzhuan_agent_reports_sealed_total); shipped=$(metric shuzhuan_agent_reports_shipped_total)
+# Resident memory split at the end: anonymous (heap, stacks) and file-backed (the binary's pages).
+split=$(awk '/^RssAnon|^RssFile/ {printf "%s %s kB ", $1, $2}' "/proc/$agent/status")
+threads=$(awk '/^Threads/ {print $2}' "/proc/$agent/status")
+# glibc cuts GLIBC_TUNABLES in the process's environ to its first entry:
+# the agent's own tuning (agent/src/malloc.rs) starts with arena_max=1.
+tunables=$(tr '\0' '\n' <"/proc/$agent/environ" | sed -n 's/^GLIBC_TUNABLES=//p')
+case $tunables in
+    glibc.malloc.arena_max=1*) tuning="on (agent/src/malloc.rs)" ;;
+    *) tuning="off (GLIBC_TUNABLES=$tunables)" ;;
+esac
 devices=$(grep -c '^\[\[devices\]\]' "$cfg")
 el=$(echo "$w1-$w0" | bc)
 expected=$(echo "$devices*$el/1" | bc)
@@ -205,6 +218,7 @@ bstats=$(tail -1 "$work/base.out")
 
 echo "agent: devices=$devices (200 Modbus x 50 registers, 250 CNC x 8 OPC UA items), warm-up ${WARM} s, span ${el} s"
 echo "agent: cpu=${cpu}% of one core, rss avg=${rss_avg} kB max=${rss_max} kB, VmHWM=${hwm} kB"
+echo "agent: at the end ${split}threads=$threads, malloc tuning $tuning"
 echo "agent: samples received $((m1 - m0)) of ~$expected expected ($devices devices x ${el} s), read errors $((e1 - e0))"
 echo "agent: modbus requests/s $(echo "scale=1; ($q1-$q0)/$el" | bc), opcua requests/s $(echo "scale=1; ($o1-$o0)/$el" | bc)"
 echo "agent: reports sealed=$sealed shipped=$shipped, stored by the aggregator=$stored"
