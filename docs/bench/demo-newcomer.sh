@@ -11,11 +11,14 @@ target=${1:-$(mktemp -d /tmp/sz-clean-build.XXXX)}
 port=${SZ_DEMO_PORT:-18090}
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 t0=$(date +%s.%N)
-if ! CARGO_TARGET_DIR=$target cargo build --release --locked -p shuzhuan-aggregator >"$target.build.log" 2>&1; then
+# CPU time of the build (user + sys of cargo and every compiler it ran): less
+# sensitive than the wall time to whatever else the machine is doing.
+TIMEFORMAT='%U %S'
+if ! { time CARGO_TARGET_DIR=$target cargo build --release --locked -p shuzhuan-aggregator >"$target.build.log" 2>&1; } 2>"$target.cpu"; then
   echo "build failed: see $target.build.log"; tail -20 "$target.build.log"; exit 1
 fi
 t1=$(date +%s.%N)
-echo "clean release build: $(echo "$t1 - $t0" | bc) s (target $target)"
+echo "clean release build: $(echo "$t1 - $t0" | bc) s (target $target); CPU $(awk '{printf "%.1f s user + %.1f s sys", $1, $2}' "$target.cpu")"
 data=$(mktemp -d /tmp/sz-demo.XXXX)
 "$target/release/shuzhuan-aggregator" demo --listen 127.0.0.1:$port --data-dir "$data" --run-for 330 >"$data/out.txt" 2>/dev/null &
 pid=$!
