@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn aggregator_binary() -> PathBuf {
+pub(crate) fn aggregator_binary() -> PathBuf {
     let p = repo_root().join("target/debug/shuzhuan-aggregator");
     assert!(
         p.exists(),
@@ -24,7 +24,7 @@ fn aggregator_binary() -> PathBuf {
 }
 
 /// GET with a bearer token or a cookie; returns status and body.
-fn get(port: u16, path: &str, auth: &str) -> (u16, Vec<u8>) {
+pub(crate) fn get(port: u16, path: &str, auth: &str) -> (u16, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     write!(

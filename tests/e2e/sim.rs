@@ -6,7 +6,7 @@ use shuzhuan_tests::{repo_root, Proc};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn sim_binary() -> PathBuf {
+pub(crate) fn sim_binary() -> PathBuf {
     let p = repo_root().join("target/debug/shuzhuan-sim");
     assert!(
         p.exists(),

@@ -427,6 +427,15 @@ pub trait Store: Send + Sync {
     fn refresh_periods(&self) -> Result<u64, StoreError>;
     fn device_periods(&self, period: &str) -> Result<Vec<DeviceTotals>, StoreError>;
     fn period_energy(&self, period: &str) -> Result<Vec<EnergyTotal>, StoreError>;
+    /// Per enterprise with stored reports whose window starts in `[from,
+    /// to)` (Unix seconds): `(credit code, first window start, last window
+    /// end)`, read from the evidence rows (`reports`), which retention
+    /// keeps. The roll-ups judge report coverage over this span. The
+    /// default knows no spans (the roll-ups then judge coverage by days).
+    fn report_spans(&self, from: i64, to: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let _ = (from, to);
+        Ok(Vec::new())
+    }
     fn enterprise_days(
         &self,
         enterprise: &str,

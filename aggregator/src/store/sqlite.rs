@@ -1049,6 +1049,33 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn report_spans(&self, from: i64, to: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        // Two seeks per enterprise on `reports_enterprise_window`.
+        let conn = self.r();
+        let mut st = conn.prepare_cached(
+            "SELECT credit_code,
+               (SELECT window_start FROM reports WHERE enterprise = credit_code
+                  AND window_start >= ?1 AND window_start < ?2 ORDER BY window_start LIMIT 1),
+               (SELECT window_end FROM reports WHERE enterprise = credit_code
+                  AND window_start >= ?1 AND window_start < ?2 ORDER BY window_start DESC LIMIT 1)
+             FROM enterprises",
+        )?;
+        let rows = st.query_map(params![from, to], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let (code, Some(first), Some(last)) = row? {
+                out.push((code, first, last));
+            }
+        }
+        Ok(out)
+    }
+
     fn enterprise_days(
         &self,
         enterprise: &str,
