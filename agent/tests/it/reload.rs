@@ -5,7 +5,7 @@
 //! a config that does not load, or that changes a key needing a restart, is
 //! refused with the reason logged and the old config keeps polling. After
 //! SIGTERM the spool holds one contiguous, hash-chained run of windows
-//! across the reloads.
+//! across the reloads. Saving the file without a signal reloads it as well.
 
 use shuzhuan_common::report::{follow, ChainHead, Hash32, SignedReport};
 use shuzhuan_common::summary::QualityFlag;
@@ -206,6 +206,27 @@ async fn sighup_adds_a_device_and_a_bad_config_is_refused_while_the_old_one_runs
         metric(m, "shuzhuan_agent_config_last_reload_success") == 1.0
     })
     .await;
+    // Saving the file without a signal reloads it too (the file watcher).
+    let m = get(port, "/metrics").await;
+    let applied = metric(
+        &m,
+        "shuzhuan_agent_config_reloads_total{result=\"applied\"}",
+    );
+    let renamed = good.replacen("Press 1", "Press 1 (rebuilt)", 1);
+    assert_ne!(renamed, good, "press-1's name is in the config");
+    std::fs::write(&path, renamed).unwrap();
+    until(port, 30, "the saved file reloaded", |m| {
+        metric(m, "shuzhuan_agent_config_reloads_total{result=\"applied\"}") > applied
+    })
+    .await;
+    assert!(
+        get(port, "/").await.contains("Press 1 (rebuilt)"),
+        "the status page shows the new name"
+    );
+    assert!(log_has(
+        &log,
+        &["config reloaded", "file change", "press-1"]
+    ));
     // Two more windows, then SIGTERM.
     let m = get(port, "/metrics").await;
     let sealed = metric(&m, "shuzhuan_agent_reports_sealed_total");
