@@ -265,6 +265,7 @@ impl LinkSet {
         let want = Self::specs(cfg);
         let mut ch = LinkChanges::default();
         let ids: Vec<String> = self.running.keys().cloned().collect();
+        let mut stopping = Vec::new();
         for id in ids {
             let keep = want.get(&id) == Some(&self.running[&id].spec);
             if keep {
@@ -272,7 +273,7 @@ impl LinkSet {
                 continue;
             }
             let r = self.running.remove(&id).expect("a running link");
-            stop_link(&id, r).await;
+            stopping.push((id.clone(), r));
             self.registries
                 .0
                 .lock()
@@ -284,6 +285,8 @@ impl LinkSet {
                 ch.stopped.push(id);
             }
         }
+        // All at once, so many changed links take one link's stop time.
+        stop_all(stopping).await;
         let opcua: BTreeMap<String, _> = cfg
             .opcua_links()
             .into_iter()
@@ -335,14 +338,16 @@ impl LinkSet {
 
     /// Stops every link (each flushes what it has and ends).
     pub async fn shutdown(mut self) {
-        let all = std::mem::take(&mut self.running);
-        let stops = all.into_iter().map(|(id, r)| async move {
-            stop_link(&id, r).await;
-        });
-        for s in stops {
-            s.await;
-        }
+        stop_all(std::mem::take(&mut self.running).into_iter().collect()).await;
     }
+}
+
+async fn stop_all(links: Vec<(String, RunningLink)>) {
+    let mut set = tokio::task::JoinSet::new();
+    for (id, r) in links {
+        set.spawn(async move { stop_link(&id, r).await });
+    }
+    while set.join_next().await.is_some() {}
 }
 
 async fn stop_link(id: &str, r: RunningLink) {
