@@ -6,7 +6,7 @@
 //! (missing rows become empty lines), so the CSV importers report the same
 //! row numbers Excel shows. Line breaks inside a cell become spaces.
 //!
-//! [`write`] is the matching writer the exports and the bulletin use.
+//! [`write`](mod@write) is the matching writer the exports and the bulletin use.
 
 use std::io::Read as _;
 
