@@ -23,8 +23,9 @@ pub struct Endpoint {
     pub tls: Option<TlsClient>,
 }
 
-/// Splits `scheme://host[:port][/prefix]` into (https?, host, authority, prefix).
-fn split(url: &str) -> Result<(bool, String, String, String), String> {
+/// Splits `scheme://host[:port][/prefix]` into (https?, host, authority,
+/// prefix); `what` names the setting in errors (`aggregator url`).
+pub(crate) fn split_url(url: &str, what: &str) -> Result<(bool, String, String, String), String> {
     let (https, rest) = if let Some(r) = url.strip_prefix("http://") {
         (false, r)
     } else if let Some(r) = url.strip_prefix("https://") {
@@ -39,12 +40,12 @@ fn split(url: &str) -> Result<(bool, String, String, String), String> {
         None => (rest, ""),
     };
     if auth.is_empty() {
-        return Err(format!("aggregator url `{url}` has no host"));
+        return Err(format!("{what} `{url}` has no host"));
     }
     // `[v6]:port`, `[v6]`, `host:port`, `host`.
     let (host, has_port) = if let Some(b) = auth.strip_prefix('[') {
         let Some(close) = b.find(']') else {
-            return Err(format!("aggregator url `{url}`: unclosed `[` in the host"));
+            return Err(format!("{what} `{url}`: unclosed `[` in the host"));
         };
         (&b[..close], b[close + 1..].starts_with(':'))
     } else {
@@ -54,7 +55,7 @@ fn split(url: &str) -> Result<(bool, String, String, String), String> {
         }
     };
     if host.is_empty() {
-        return Err(format!("aggregator url `{url}` has no host"));
+        return Err(format!("{what} `{url}` has no host"));
     }
     let authority = if has_port {
         auth.to_owned()
@@ -74,7 +75,7 @@ impl Endpoint {
     /// Parses `http://` or `https://host[:port][/prefix]`; for `https` the
     /// TLS client is built from `files` (the CA bundle is required).
     pub fn with_tls(url: &str, files: &TlsFiles) -> Result<Endpoint, String> {
-        let (https, host, authority, base_path) = split(url)?;
+        let (https, host, authority, base_path) = split_url(url, "aggregator url")?;
         let tls = if https {
             Some(tls::client(&host, files).map_err(|e| format!("aggregator url `{url}`: {e}"))?)
         } else {
@@ -190,7 +191,15 @@ mod tests {
         assert!(Endpoint::parse("ftp://x").is_err());
         assert!(Endpoint::parse("http://").is_err());
         assert!(Endpoint::parse("http://[::1/").is_err());
-        assert_eq!(split("https://agg.example/x").unwrap().2, "agg.example:443");
-        assert_eq!(split("https://[::1]").unwrap().1, "::1");
+        assert_eq!(
+            split_url("https://agg.example/x", "aggregator url")
+                .unwrap()
+                .2,
+            "agg.example:443"
+        );
+        assert_eq!(
+            split_url("https://[::1]", "aggregator url").unwrap().1,
+            "::1"
+        );
     }
 }

@@ -90,39 +90,9 @@ impl HttpWrite {
         timeout: Duration,
         files: &TlsFiles,
     ) -> Result<HttpWrite, String> {
-        let (https, rest) = if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else {
-            return Err(format!(
-                "[influxdb] url `{url}` must start with http:// or https://"
-            ));
-        };
-        let (auth, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if auth.is_empty() {
-            return Err(format!("[influxdb] url `{url}` has no host"));
-        }
-        let (host, has_port) = match auth.strip_prefix('[') {
-            Some(b) => match b.find(']') {
-                Some(close) => (&b[..close], b[close + 1..].starts_with(':')),
-                None => return Err(format!("[influxdb] url `{url}`: unclosed `[` in the host")),
-            },
-            None => match auth.rsplit_once(':') {
-                Some((h, _)) => (h, true),
-                None => (auth, false),
-            },
-        };
-        let authority = if has_port {
-            auth.to_owned()
-        } else {
-            format!("{auth}:{}", if https { 443 } else { 80 })
-        };
+        let (https, host, authority, prefix) = crate::ship::http::split_url(url, "[influxdb] url")?;
         let tls = if https {
-            Some(tls_client(host, files).map_err(|e| format!("[influxdb] url `{url}`: {e}"))?)
+            Some(tls_client(&host, files).map_err(|e| format!("[influxdb] url `{url}`: {e}"))?)
         } else {
             None
         };
