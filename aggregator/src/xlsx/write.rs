@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 /// Why a workbook could not be written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum XlsxWriteError {
     #[error("sheet name {name:?}: {why}")]
     SheetName { name: String, why: &'static str },
@@ -204,14 +204,7 @@ impl Workbook {
     /// The workbook as the bytes of an `.xlsx` file.
     pub fn to_bytes(&self) -> Result<Vec<u8>, XlsxWriteError> {
         if let Some(e) = self.sheets.iter().find_map(|s| s.error.as_ref()) {
-            return Err(match e {
-                XlsxWriteError::Cell { sheet, cell, why } => XlsxWriteError::Cell {
-                    sheet: sheet.clone(),
-                    cell: cell.clone(),
-                    why,
-                },
-                other => XlsxWriteError::Zip(other.to_string()),
-            });
+            return Err(e.clone());
         }
         let empty;
         let sheets: &[Sheet] = if self.sheets.is_empty() {
