@@ -30,6 +30,11 @@
 //! [evidence]
 //! log_key_file = "evidence-log.key"  # default: beside the database; created (0600) when missing
 //! origin = "shuzhuan/evidence"        # the origin line of signed checkpoints
+//!
+//! # [influxdb]                         # optional: roll-ups to InfluxDB v2 (docs/specs/influx.md)
+//! # url = "http://127.0.0.1:8086"
+//! # org = "city"
+//! # bucket = "rollups"
 //! ```
 
 use serde::Deserialize;
@@ -51,6 +56,7 @@ struct Raw {
     rollup: RawRollup,
     #[serde(default)]
     evidence: RawEvidence,
+    influxdb: Option<crate::influx::RawInflux>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -137,6 +143,8 @@ pub struct Config {
     pub log_origin: String,
     /// Serve HTTPS with these files (`[server] tls_*`); `None`: plain HTTP.
     pub tls: Option<ServerTls>,
+    /// `[influxdb]`: write roll-ups to InfluxDB v2 after each tick; `None`: off.
+    pub influxdb: Option<crate::influx::InfluxConfig>,
 }
 
 /// `[server] tls_cert_file`, `tls_key_file`, `tls_client_ca_file` (paths
@@ -180,6 +188,13 @@ impl Config {
                     .find(|k| msg.starts_with(&format!("[server] {k}")))
                     .unwrap_or("tls_cert_file");
                 let at = tomlpos::find_key(&text, "server", key);
+                return Err(ConfigErrors(vec![tomlpos::locate(&file, &text, at, msg)]));
+            }
+        }
+        // So are the InfluxDB token and CA files.
+        if let Some(i) = &config.influxdb {
+            if let Err(msg) = crate::influx::InfluxSink::new(i) {
+                let at = tomlpos::find_key(&text, "influxdb", crate::influx::error_key(&msg));
                 return Err(ConfigErrors(vec![tomlpos::locate(&file, &text, at, msg)]));
             }
         }
@@ -314,6 +329,9 @@ impl Config {
                 None
             }
         };
+        let influxdb = raw.influxdb.and_then(|i| {
+            crate::influx::section(i, base, &mut |key, msg| err("influxdb", key, msg))
+        });
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -338,6 +356,7 @@ impl Config {
             log_key_file,
             log_origin,
             tls,
+            influxdb,
         })
     }
 }

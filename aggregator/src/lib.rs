@@ -13,6 +13,7 @@ pub mod days;
 pub mod demo;
 pub mod enroll;
 pub mod evidence;
+pub mod influx;
 pub mod ingest;
 pub mod metrics;
 pub mod registry;

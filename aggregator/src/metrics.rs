@@ -26,6 +26,11 @@ pub struct Metrics {
     /// `basis` (measured, declared), `aggregation` (mean, pooled).
     pub city_rate: GaugeVec,
     pub city_enterprises: GaugeVec,
+    /// `[influxdb]` roll-up lines the server acknowledged.
+    pub influx_lines_written: IntCounter,
+    /// Failed `[influxdb]` roll-up writes by `class` (network, server_error,
+    /// throttled, rejected, store).
+    pub influx_write_errors: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -104,6 +109,21 @@ impl Metrics {
         registry
             .register(Box::new(city_enterprises.clone()))
             .expect("unique metric");
+        let influx_lines_written = counter(
+            "influx_lines_written_total",
+            "Roll-up lines the InfluxDB server acknowledged.",
+        );
+        let influx_write_errors = IntCounterVec::new(
+            Opts::new(
+                "influx_write_errors_total",
+                "Failed InfluxDB roll-up writes by class (network, server_error, throttled, rejected, store).",
+            ),
+            &["class"],
+        )
+        .expect("static metric");
+        registry
+            .register(Box::new(influx_write_errors.clone()))
+            .expect("unique metric");
         Metrics {
             registry,
             reports_accepted,
@@ -115,6 +135,8 @@ impl Metrics {
             store_bytes,
             city_rate,
             city_enterprises,
+            influx_lines_written,
+            influx_write_errors,
         }
     }
 

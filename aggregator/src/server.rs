@@ -142,6 +142,9 @@ pub enum ServeError {
     /// A TLS file could not be read or used (the message names the key and file).
     #[error("{0}")]
     Tls(String),
+    /// `[influxdb]` could not be set up (the message names the key and file).
+    #[error("{0}")]
+    Influx(String),
 }
 
 /// Reads every certificate of a PEM file (at least one), naming `key` and the file on error.
@@ -298,6 +301,10 @@ impl axum::serve::Listener for TlsListener {
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     // TLS files first: a bad one stops the start before anything is opened.
     let acceptor = config.tls.as_ref().map(tls_acceptor).transpose()?;
+    let influx = (config.influxdb.as_ref())
+        .map(|i| crate::influx::InfluxSink::new(i).map(Arc::new))
+        .transpose()
+        .map_err(ServeError::Influx)?;
     let sqlite = Arc::new(SqliteStore::open(&config.store_path)?);
     let ev = open_evidence(&config, &sqlite)?;
     tracing::info!(key = %config.log_key_file.display(), public_key = %ev.log.public_key_b64(), "evidence log open");
@@ -320,7 +327,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             iv.tick().await;
             let s = bg.clone();
             match tokio::task::spawn_blocking(move || rollup_tick(&s, retention)).await {
-                Ok(Ok(n)) => tracing::debug!(pairs = n, "roll-up refreshed"),
+                Ok(Ok(n)) => {
+                    tracing::debug!(pairs = n, "roll-up refreshed");
+                    if let Some(sink) = &influx {
+                        sink.after_tick(bg.clone()); // its own task: never holds up the tick
+                    }
+                }
                 Ok(Err(e)) => tracing::warn!(error = %e, "roll-up failed; will retry"),
                 Err(e) => tracing::warn!(error = %e, "roll-up task failed"),
             }
