@@ -5,5 +5,6 @@ mod cli;
 mod crash;
 mod evidence_api;
 mod harness;
+mod influx;
 mod rollup;
 mod targets;
