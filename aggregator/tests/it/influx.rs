@@ -4,7 +4,8 @@
 //! (`/api/v2/write`, installed by tests/peers/install.sh; started on a free
 //! loopback port and killed by PID): the city's measured digitization mean
 //! read back equals the API's. A write while the server is down is counted
-//! and the next tick writes the current values.
+//! and the next tick writes the current values. The `serve` binary with a
+//! one-second `[rollup]` writes the points after every tick.
 
 use crate::harness::*;
 use axum::body::Body;
@@ -336,4 +337,73 @@ async fn rollups_land_in_victoria_metrics() {
         compared += 1;
     }
     assert!(compared >= 12, "{compared}");
+}
+
+/// The `serve` binary, killed by PID on drop.
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_writes_after_every_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        use shuzhuan_aggregator::store::{SqliteStore, Store};
+        let store = SqliteStore::open(&dir.path().join("agg.sqlite")).unwrap();
+        store.upsert_counties(&counties()).unwrap();
+        store.upsert_chains(&chains()).unwrap();
+        store
+            .import_registry(&[enterprise(1, "xiping"), enterprise(2, "suiping")], &[])
+            .unwrap();
+    }
+    let (vm_port, http_port) = (free_port(), free_port());
+    let cfg = dir.path().join("aggregator.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{http_port}\"\n[store]\npath = \"agg.sqlite\"\n[rollup]\ninterval_secs = 1\n[influxdb]\nurl = \"http://127.0.0.1:{vm_port}\"\norg = \"city\"\nbucket = \"rollups\"\n"
+        ),
+    )
+    .unwrap();
+    let _vm = Vm::start(vm_port, dir.path());
+    let _server = Serve(
+        Command::new(env!("CARGO_BIN_EXE_shuzhuan-aggregator"))
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The county's declared digitization (enterprise 1 answered 0.6), once per tick.
+    let sel = r#"{__name__="shuzhuan_rollup_rate_mean",level="county",id="xiping",indicator="digitization",basis="declared",period=~"[0-9]{4}"}"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = export(vm_port, sel).await;
+        if got.len() == 1 && got[0].values.len() >= 2 {
+            assert!(got[0].values.iter().all(|v| close(*v, 0.6)), "{got:?}");
+            assert!(got[0].timestamps.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no two ticks written within 60 s: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (st, metrics) = http(http_port, "GET", "/metrics").await;
+    assert_eq!(st, 200);
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("shuzhuan_aggregator_influx_lines_written_total ")
+                && !l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
 }
