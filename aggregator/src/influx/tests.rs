@@ -92,6 +92,30 @@ fn load_reads_the_token_and_ca_files() {
         e.contains("agg.toml:7:1: ") && e.contains("[influxdb] ca_file") && e.contains("none.pem"),
         "{e}"
     );
+    // A real CA certificate (the `openssl` CLI, tests/peers/install.sh) is accepted.
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=test-ca", "-keyout"])
+        .arg(d.path().join("ca.key"))
+        .arg("-out")
+        .arg(d.path().join("ca.pem"))
+        .output()
+        .expect("the openssl CLI (tests/peers/install.sh)");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    write("[influxdb]\nurl = \"https://localhost:1\"\norg = \"o\"\nbucket = \"b\"\nca_file = \"ca.pem\"\n");
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.influxdb.unwrap().ca_file, Some(d.path().join("ca.pem")));
     std::fs::write(d.path().join("ok.token"), "secret-token\n").unwrap();
     write("[influxdb]\nurl = \"http://127.0.0.1:1\"\norg = \"o\"\nbucket = \"b\"\ntoken_file = \"ok.token\"\n");
     let c = Config::load(&path).unwrap();
