@@ -19,6 +19,7 @@ pub mod rates;
 pub mod reload;
 pub mod run;
 pub mod sample;
+pub mod series;
 pub mod ship;
 pub mod shutdown;
 pub mod sources;

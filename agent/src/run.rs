@@ -282,14 +282,9 @@ pub async fn run_reloadable(
             .collect();
         for id in std::mem::take(&mut w.retiring) {
             w.models.remove(&id);
-            metrics.samples.remove_label_values(&[&id]).ok();
-            metrics.power.remove_label_values(&[&id]).ok();
-            for s in shuzhuan_common::state::DeviceState::ALL {
-                metrics
-                    .device_state
-                    .remove_label_values(&[&id, s.as_str()])
-                    .ok();
-            }
+            metrics.samples.remove(&[&id]);
+            metrics.power.remove(&[&id]);
+            metrics.device_state.remove(&id);
             status.lock().expect("status lock").devices.remove(&id);
         }
         let mut rates = local_rates.lock().expect("rates lock");
@@ -305,8 +300,7 @@ pub async fn run_reloadable(
             for e in &s.energy {
                 metrics
                     .energy
-                    .with_label_values(&[&s.device_id, &e.meter, &e.carrier])
-                    .set(e.quantity);
+                    .set(&[&s.device_id, &e.meter, &e.carrier], e.quantity);
             }
         }
         let day_start = w.start.rem_euclid(86_400_000) == 0;
@@ -354,14 +348,14 @@ pub async fn run_reloadable(
                 if let Some(m) = w.models.get_mut(&*b.device) {
                     m.feed(&b);
                     if b.reachable {
-                        metrics.samples.with_label_values(&[&b.device]).inc();
+                        metrics.samples.inc(&[&b.device]);
                     }
                     metrics.set_state(&b.device, m.state);
                     if let Some(ix) = &influx {
                         ix.push_batch(&b, m.state, m.last_power_kw);
                     }
                     if let Some(p) = m.last_power_kw {
-                        metrics.power.with_label_values(&[&b.device]).set(p);
+                        metrics.power.set(&[&b.device], p);
                     }
                     let mut st = status.lock().expect("status lock");
                     if let Some(d) = st.devices.get_mut(&*b.device) {

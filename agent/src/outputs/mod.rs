@@ -5,29 +5,35 @@
 
 pub mod influx;
 
+use crate::series::{Kind, OneOf, Series};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use prometheus::{Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use shuzhuan_common::state::DeviceState;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// The agent's own metrics (sources register theirs in the same registry).
+/// The per-device families are compact [`Series`] (`crate::series`).
 #[derive(Debug, Clone)]
 pub struct AgentMetrics {
-    pub samples: IntCounterVec,
+    /// `shuzhuan_agent_samples_total{device}`.
+    pub samples: Series,
     pub spool_reports: IntGauge,
     pub spool_bytes: IntGauge,
     pub spool_oldest_age: IntGauge,
     pub shipped: IntCounter,
     pub rejected: IntCounter,
     pub dropped: IntCounterVec,
-    pub device_state: GaugeVec,
-    pub power: GaugeVec,
-    pub energy: GaugeVec,
+    /// `shuzhuan_agent_device_state{device, state}`.
+    pub device_state: OneOf,
+    /// `shuzhuan_agent_device_power_kilowatts{device}`.
+    pub power: Series,
+    /// `shuzhuan_agent_window_energy{device, meter, carrier}`.
+    pub energy: Series,
     pub reports_sealed: IntCounter,
 }
 
@@ -35,12 +41,12 @@ impl AgentMetrics {
     /// Creates and registers every metric.
     pub fn register(reg: &Registry) -> prometheus::Result<AgentMetrics> {
         let m = AgentMetrics {
-            samples: IntCounterVec::new(
-                Opts::new(
-                    "shuzhuan_agent_samples_total",
-                    "Poll cycles with good data received, per device",
-                ),
+            samples: Series::new(
+                Kind::Counter,
+                "shuzhuan_agent_samples_total",
+                "Poll cycles with good data received, per device",
                 &["device"],
+                &[],
             )?,
             spool_reports: IntGauge::new(
                 "shuzhuan_agent_spool_reports",
@@ -66,26 +72,26 @@ impl AgentMetrics {
                 ),
                 &["reason"],
             )?,
-            device_state: GaugeVec::new(
-                Opts::new(
-                    "shuzhuan_agent_device_state",
-                    "1 for the state a device is in, else 0",
-                ),
-                &["device", "state"],
+            device_state: OneOf::new(
+                "shuzhuan_agent_device_state",
+                "1 for the state a device is in, else 0",
+                "device",
+                "state",
+                &DeviceState::ALL.map(DeviceState::as_str),
             )?,
-            power: GaugeVec::new(
-                Opts::new(
-                    "shuzhuan_agent_device_power_kilowatts",
-                    "Last good active power",
-                ),
+            power: Series::new(
+                Kind::Gauge,
+                "shuzhuan_agent_device_power_kilowatts",
+                "Last good active power",
                 &["device"],
+                &[],
             )?,
-            energy: GaugeVec::new(
-                Opts::new(
-                    "shuzhuan_agent_window_energy",
-                    "Energy of the last sealed window, in the carrier's unit",
-                ),
+            energy: Series::new(
+                Kind::Gauge,
+                "shuzhuan_agent_window_energy",
+                "Energy of the last sealed window, in the carrier's unit",
                 &["device", "meter", "carrier"],
+                &[],
             )?,
             reports_sealed: IntCounter::new(
                 "shuzhuan_agent_reports_sealed_total",
@@ -108,11 +114,7 @@ impl AgentMetrics {
 
     /// Sets a device's state gauges.
     pub fn set_state(&self, device: &str, state: DeviceState) {
-        for s in DeviceState::ALL {
-            self.device_state
-                .with_label_values(&[device, s.as_str()])
-                .set(if s == state { 1.0 } else { 0.0 });
-        }
+        self.device_state.set(device, state.as_str());
     }
 }
 

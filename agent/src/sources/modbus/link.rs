@@ -75,14 +75,17 @@ struct PlannedRead {
     atoms: Vec<Atom>,
 }
 
-/// Tags sharing a poll interval.
+/// Tags sharing a poll interval. The tag list and the plan are shared
+/// with every device of the link that has the same tags, limits and
+/// forbidden ranges (planned once, not once per device); a device that
+/// learns a bad range gets a plan of its own.
 struct Class {
     period: Duration,
     next: Instant,
-    tags: Vec<usize>,
-    reads: Vec<PlannedRead>,
+    tags: Arc<[usize]>,
+    reads: Arc<[PlannedRead]>,
     /// Tags no read can serve, with the reason.
-    refused: Vec<(usize, &'static str)>,
+    refused: Arc<[(usize, &'static str)]>,
     polls: u32,
 }
 
@@ -153,15 +156,39 @@ impl Dev {
                 .map(|(ms, tags)| Class {
                     period: clock.wall_duration(Duration::from_millis(ms.max(1))),
                     next: start,
-                    tags,
-                    reads: Vec::new(),
-                    refused: Vec::new(),
+                    tags: tags.into(),
+                    reads: Arc::from([]),
+                    refused: Arc::from([]),
                     polls: 0,
                 })
                 .collect(),
         };
-        for c in 0..dev.classes.len() {
-            dev.replan(c, cost);
+        // The same tags, request limit, forbidden ranges and classes as an
+        // earlier device (which has learned nothing yet: all are new) plan
+        // the same reads.
+        let twin = same.filter(|e| {
+            e.limit == dev.limit
+                && e.forbidden == dev.forbidden
+                && e.learned.is_empty()
+                && e.classes.len() == dev.classes.len()
+                && e.classes
+                    .iter()
+                    .zip(&dev.classes)
+                    .all(|(a, b)| a.tags == b.tags)
+        });
+        match twin {
+            Some(e) => {
+                for (c, ec) in dev.classes.iter_mut().zip(&e.classes) {
+                    c.tags = ec.tags.clone();
+                    c.reads = ec.reads.clone();
+                    c.refused = ec.refused.clone();
+                }
+            }
+            None => {
+                for c in 0..dev.classes.len() {
+                    dev.replan(c, cost);
+                }
+            }
         }
         Some(dev)
     }
@@ -236,8 +263,8 @@ impl Dev {
             }
         }
         let class = &mut self.classes[c];
-        class.reads = reads;
-        class.refused = refused;
+        class.reads = reads.into();
+        class.refused = refused.into();
     }
 }
 
@@ -439,7 +466,7 @@ pub(crate) async fn run_with(
             let mut reachable = false;
             let mut bad = 0u64;
             for &c in &due {
-                for &i in &dev.classes[c].tags {
+                for &i in dev.classes[c].tags.iter() {
                     let (t, r) = results[i].take().unwrap_or((ts, Err(fallback)));
                     let tag = &dev.tags[i];
                     let (value, quality) = match r {
@@ -465,16 +492,10 @@ pub(crate) async fn run_with(
                 }
             }
             if bad > 0 {
-                metrics
-                    .read_errors
-                    .with_label_values(&[&*dev.id])
-                    .inc_by(bad);
+                metrics.read_errors.inc_by(&[&*dev.id], bad as f64);
             }
             if reachable {
-                metrics
-                    .last_good
-                    .with_label_values(&[&*dev.id])
-                    .set(ts as f64 / 1000.0);
+                metrics.last_good.set(&[&*dev.id], ts as f64 / 1000.0);
             }
             let batch = SampleBatch {
                 device: dev.id.clone(),
@@ -509,9 +530,8 @@ async fn poll_device(
     let mut first = true;
     let mut learned_in: Vec<usize> = Vec::new();
 
-    let requests = metrics.requests.with_label_values(&[&*dev.id]);
     for &c in due {
-        for &(i, why) in &dev.classes[c].refused {
+        for &(i, why) in dev.classes[c].refused.iter() {
             results[i] = Some((clock.now_ms(), Err(why)));
         }
         // Reads still to do, as (planned read, span of its atoms): a split
@@ -532,7 +552,7 @@ async fn poll_device(
                 end: atoms[atoms.len() - 1].range.end,
             };
             let count = range.len() as u16;
-            requests.inc();
+            metrics.requests.inc(&[&*dev.id]);
             let sent = Instant::now();
             let outcome =
                 tokio::time::timeout(timeout, conn.read(dev.unit, table, range.start, count)).await;

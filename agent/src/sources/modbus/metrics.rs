@@ -4,7 +4,8 @@
 //! the OPC UA link's (`sources/opcua/metrics.rs`), so all links share one
 //! registry.
 
-use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use crate::series::{Kind, Series};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Help text shared with the OPC UA links (the registry refuses a second
 /// help text for the same name).
@@ -17,15 +18,15 @@ pub(crate) struct LinkMetrics {
     /// `shuzhuan_agent_link_up{link}`.
     pub up: IntGauge,
     /// `shuzhuan_agent_read_errors_total{link, device}`: tags that came back bad.
-    pub read_errors: IntCounterVec,
+    pub read_errors: Series,
     /// `shuzhuan_agent_modbus_requests_total{link, device}`.
-    pub requests: IntCounterVec,
+    pub requests: Series,
     /// `shuzhuan_agent_modbus_errors_total{link, reason}` with bounded reasons.
     pub errors: IntCounterVec,
     /// `shuzhuan_agent_modbus_request_seconds{link}`: round-trip time of answered requests.
     pub rtt: Histogram,
     /// `shuzhuan_agent_modbus_last_good_read_timestamp_seconds{link, device}`.
-    pub last_good: GaugeVec,
+    pub last_good: Series,
 }
 
 impl LinkMetrics {
@@ -36,17 +37,20 @@ impl LinkMetrics {
         let opts = |name: &str, help: &str| Opts::new(name, help).const_label("link", link);
         let m = LinkMetrics {
             up: IntGauge::with_opts(opts("shuzhuan_agent_link_up", HELP_UP)).expect("valid metric"),
-            read_errors: IntCounterVec::new(
-                opts("shuzhuan_agent_read_errors_total", HELP_READ_ERRORS),
+            read_errors: Series::new(
+                Kind::Counter,
+                "shuzhuan_agent_read_errors_total",
+                HELP_READ_ERRORS,
                 &["device"],
+                &[("link", link)],
             )
             .expect("valid metric"),
-            requests: IntCounterVec::new(
-                opts(
-                    "shuzhuan_agent_modbus_requests_total",
-                    "Modbus read requests sent, by device",
-                ),
+            requests: Series::new(
+                Kind::Counter,
+                "shuzhuan_agent_modbus_requests_total",
+                "Modbus read requests sent, by device",
                 &["device"],
+                &[("link", link)],
             )
             .expect("valid metric"),
             errors: IntCounterVec::new(
@@ -68,12 +72,12 @@ impl LinkMetrics {
                 ]),
             )
             .expect("valid metric"),
-            last_good: GaugeVec::new(
-                opts(
-                    "shuzhuan_agent_modbus_last_good_read_timestamp_seconds",
-                    "Unix time (agent clock) of the device's newest good value",
-                ),
+            last_good: Series::new(
+                Kind::Gauge,
+                "shuzhuan_agent_modbus_last_good_read_timestamp_seconds",
+                "Unix time (agent clock) of the device's newest good value",
                 &["device"],
+                &[("link", link)],
             )
             .expect("valid metric"),
         };
@@ -112,7 +116,7 @@ mod tests {
         .unwrap();
         r.register(Box::new(ua.clone())).unwrap();
         a.up.set(1);
-        b.read_errors.with_label_values(&["m1"]).inc();
+        b.read_errors.inc(&["m1"]);
         b.error("timeout");
         let text = prometheus::TextEncoder::new()
             .encode_to_string(&r.gather())

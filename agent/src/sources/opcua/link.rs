@@ -48,6 +48,8 @@ struct DeviceState {
 
 /// Runs one OPC UA link until `shutdown`: one session, every device's
 /// batches on `tx`. Never returns early for a server problem; it reconnects.
+/// The session's futures (connect, set-up, close) are boxed while they run,
+/// so the link's task does not carry their space for its whole life.
 pub async fn run_link(
     cfg: OpcUaLinkConfig,
     devices: Vec<OpcUaDeviceConfig>,
@@ -122,13 +124,15 @@ pub async fn run_link(
     while let Some(client) = client.as_mut() {
         metrics.request("connect");
         let connected = tokio::select! {
-            c = session::connect(client, &cfg) => c,
+            c = Box::pin(session::connect(client, &cfg)) => c,
             _ = shutdown.recv() => break,
         };
         match connected {
             Ok(mut conn) => {
                 tracing::info!(%link, endpoint = %cfg.endpoint, "opc ua session up");
-                let ended = match set_up(&cfg, &devices, &conn, &shared, &clock, &metrics).await {
+                let ended = match Box::pin(set_up(&cfg, &devices, &conn, &shared, &clock, &metrics))
+                    .await
+                {
                     Ok(()) => {
                         attempt = 0;
                         metrics.up.set(1);
@@ -151,10 +155,10 @@ pub async fn run_link(
                     Some(code) => {
                         tracing::warn!(%link, status = %code, "opc ua session lost; reconnecting");
                         metrics.error("session_lost");
-                        conn.close(Duration::from_millis(500)).await;
+                        Box::pin(conn.close(Duration::from_millis(500))).await;
                     }
                     None => {
-                        conn.close(Duration::from_millis(cfg.timeout_ms.min(2_000)))
+                        Box::pin(conn.close(Duration::from_millis(cfg.timeout_ms.min(2_000))))
                             .await;
                         break;
                     }
@@ -652,7 +656,7 @@ async fn emit_device(
         .wall_duration(Duration::from_millis(dev.poll_interval_ms.max(1)))
         .max(Duration::from_millis(1));
     // The device's error series exists (at 0) from the start.
-    metrics.read_errors.with_label_values(&[&dev.id]);
+    metrics.read_errors.touch(&[&dev.id]);
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -674,7 +678,9 @@ async fn emit_device(
             })
         };
         if let Some((a, nodes)) = polled {
-            let results = poll(&a.session, &nodes, a.max_read, &metrics).await;
+            // Boxed: the read's future is large, and 250 emitters of
+            // subscribed links would each carry its space without reading.
+            let results = Box::pin(poll(&a.session, &nodes, a.max_read, &metrics)).await;
             let now = clock.now_ms();
             let mut s = shared.lock().expect("link state lock");
             // The session may have dropped while reading: its values stay "disconnected".
@@ -723,10 +729,7 @@ async fn emit_device(
             })
             .count();
         if bad > 0 {
-            metrics
-                .read_errors
-                .with_label_values(&[&dev.id])
-                .inc_by(bad as u64);
+            metrics.read_errors.inc_by(&[&dev.id], bad as f64);
         }
         if let Some(newest) = samples
             .iter()
@@ -734,10 +737,7 @@ async fn emit_device(
             .map(|s| s.ts_ms)
             .max()
         {
-            metrics
-                .last_good
-                .with_label_values(&[&dev.id])
-                .set(newest as f64 / 1000.0);
+            metrics.last_good.set(&[&dev.id], newest as f64 / 1000.0);
         }
         let batch = SampleBatch {
             device: device.clone(),

@@ -2,7 +2,8 @@
 //! as a constant `link` label, so several links (and the Modbus sources, with
 //! the same names and help texts) can share one registry.
 
-use prometheus::{GaugeVec, IntCounterVec, IntGauge, Opts, Registry};
+use crate::series::{Kind, Series};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
 /// Handles to the link's collectors.
 #[derive(Clone)]
@@ -10,13 +11,13 @@ pub(crate) struct LinkMetrics {
     /// `shuzhuan_agent_link_up{link}`.
     pub up: IntGauge,
     /// `shuzhuan_agent_read_errors_total{link, device}`: tags that came back bad.
-    pub read_errors: IntCounterVec,
+    pub read_errors: Series,
     /// `shuzhuan_agent_opcua_requests_total{link, service}`.
     pub requests: IntCounterVec,
     /// `shuzhuan_agent_opcua_errors_total{link, reason}` with bounded reasons.
     pub errors: IntCounterVec,
     /// `shuzhuan_agent_opcua_last_good_read_timestamp_seconds{link, device}`.
-    pub last_good: GaugeVec,
+    pub last_good: Series,
 }
 
 impl LinkMetrics {
@@ -31,12 +32,12 @@ impl LinkMetrics {
                 "1 when the link's last poll or session succeeded, else 0",
             ))
             .expect("valid metric"),
-            read_errors: IntCounterVec::new(
-                opts(
-                    "shuzhuan_agent_read_errors_total",
-                    "failed reads (timeouts, exceptions, bad status)",
-                ),
+            read_errors: Series::new(
+                Kind::Counter,
+                "shuzhuan_agent_read_errors_total",
+                "failed reads (timeouts, exceptions, bad status)",
                 &["device"],
+                &[("link", link)],
             )
             .expect("valid metric"),
             requests: IntCounterVec::new(
@@ -55,12 +56,12 @@ impl LinkMetrics {
                 &["reason"],
             )
             .expect("valid metric"),
-            last_good: GaugeVec::new(
-                opts(
-                    "shuzhuan_agent_opcua_last_good_read_timestamp_seconds",
-                    "Unix time (agent clock) of the device's newest good value",
-                ),
+            last_good: Series::new(
+                Kind::Gauge,
+                "shuzhuan_agent_opcua_last_good_read_timestamp_seconds",
+                "Unix time (agent clock) of the device's newest good value",
                 &["device"],
+                &[("link", link)],
             )
             .expect("valid metric"),
         };
