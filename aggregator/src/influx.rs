@@ -344,7 +344,7 @@ pub fn points(
             w.group("chain", &c.id, &group(&|f| f.chain == c.id));
         }
         if enterprises {
-            for f in &facts {
+            for f in facts.iter() {
                 let mut v = serde_json::to_value(f).unwrap_or_default();
                 rollup::add_energy(&mut v, reference, period);
                 w.enterprise(f, &v);

@@ -30,6 +30,7 @@ use shuzhuan_common::inventory::Inventory;
 use shuzhuan_common::registry::{Enterprise, RecognitionKind};
 use shuzhuan_common::state::DeviceState;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The city's measurement thresholds as shipped in `config/`, used when the
 /// reference folder is not loaded (one source of truth, not literals).
@@ -213,8 +214,39 @@ fn period_bounds(period: Period, utc_offset_secs: i64) -> (i64, i64) {
     (d0 * 86_400 - utc_offset_secs, d1 * 86_400 - utc_offset_secs)
 }
 
-/// Builds every enterprise's facts for `period`.
+/// Every enterprise's facts for `period`, as of the store's last roll-up:
+/// built once per [`Store::rollup_generation`] and kept in the store's
+/// [`Store::derived`] cache, so the pages of a period share one build
+/// until the next refresh or registry import. The key names everything
+/// the build reads besides the store: the period, the local offset and the
+/// measurement rules.
 pub fn enterprise_facts(
+    store: &dyn Store,
+    reference: &Reference,
+    period: Period,
+) -> Result<Arc<Vec<EnterpriseFacts>>, StoreError> {
+    // The generation is read before the rows, so a refresh committing in
+    // between can only make this build newer than its key, never older.
+    let generation = store.rollup_generation()?;
+    let key = format!(
+        "enterprise_facts {} {} {:?}",
+        period.key(),
+        reference.utc_offset_secs,
+        reference.rules
+    );
+    if let Some(facts) = store
+        .derived()
+        .get::<Vec<EnterpriseFacts>>(&key, generation)
+    {
+        return Ok(facts);
+    }
+    let facts = Arc::new(build_enterprise_facts(store, reference, period)?);
+    store.derived().put(key, generation, facts.clone());
+    Ok(facts)
+}
+
+/// Builds every enterprise's facts for `period` from the store's rows.
+pub fn build_enterprise_facts(
     store: &dyn Store,
     reference: &Reference,
     period: Period,

@@ -79,7 +79,12 @@ pub fn rollup_tick(state: &AppState, retention_days: i64) -> Result<u64, crate::
     let now = (state.clock)();
     state.store.prune_fine(now - retention_days * 86_400)?;
     let day = crate::days::day_of(now, state.utc_offset_secs);
-    let year = Period::containing(day)[2];
+    let [month, quarter, year] = Period::containing(day);
+    // The current month and quarter are built here too, so the dashboard's
+    // first request after a refresh finds them in the cache.
+    for p in [month, quarter] {
+        rollup::enterprise_facts(&*state.store, &state.reference, p)?;
+    }
     let facts = rollup::enterprise_facts(&*state.store, &state.reference, year)?;
     let all: Vec<_> = facts.iter().collect();
     let page = rollup::group_json(&all);

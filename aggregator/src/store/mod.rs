@@ -347,6 +347,76 @@ impl Period {
     }
 }
 
+/// Figures derived from a store's rows (the roll-ups' enterprise facts per
+/// period), each kept under a key and the [`Store::rollup_generation`] it
+/// was derived at. An entry is only returned for the generation asked for,
+/// so a write that raises the generation invalidates every entry at once.
+/// Holds at most [`DerivedCache::CAPACITY`] entries, the oldest used leaving
+/// first.
+#[derive(Default)]
+pub struct DerivedCache {
+    entries: std::sync::Mutex<Vec<DerivedEntry>>,
+}
+
+struct DerivedEntry {
+    key: String,
+    generation: u64,
+    value: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for DerivedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.entries.lock().map_or(0, |e| e.len());
+        f.debug_struct("DerivedCache").field("entries", &n).finish()
+    }
+}
+
+impl DerivedCache {
+    /// Entries kept: a few periods of a few rule sets.
+    pub const CAPACITY: usize = 16;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<DerivedEntry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The value under `key` derived at `generation`, if kept (and of type `T`).
+    pub fn get<T: std::any::Any + Send + Sync>(
+        &self,
+        key: &str,
+        generation: u64,
+    ) -> Option<std::sync::Arc<T>> {
+        let mut entries = self.lock();
+        let i = entries
+            .iter()
+            .position(|e| e.key == key && e.generation == generation)?;
+        // Most recently used last.
+        let e = entries.remove(i);
+        let value = e.value.clone();
+        entries.push(e);
+        value.downcast::<T>().ok()
+    }
+
+    /// Keeps `value` under `key` for `generation`, replacing any older
+    /// value of the key and dropping entries of older generations.
+    pub fn put<T: std::any::Any + Send + Sync>(
+        &self,
+        key: String,
+        generation: u64,
+        value: std::sync::Arc<T>,
+    ) {
+        let mut entries = self.lock();
+        entries.retain(|e| e.key != key && e.generation >= generation);
+        if entries.len() >= Self::CAPACITY {
+            entries.remove(0);
+        }
+        entries.push(DerivedEntry {
+            key,
+            generation,
+            value,
+        });
+    }
+}
+
 /// Everything the aggregator stores. Implemented by [`SqliteStore`].
 pub trait Store: Send + Sync {
     // Registry.
@@ -425,6 +495,14 @@ pub trait Store: Send + Sync {
     /// Recomputes the period rows of every (enterprise, period) touched since
     /// the last refresh. Returns how many (enterprise, period) pairs it redid.
     fn refresh_periods(&self) -> Result<u64, StoreError>;
+    /// A counter raised by every committed write that changes what the
+    /// enterprise facts are computed from: a refresh that redid period rows,
+    /// a registry import. Reports ingested since the last refresh reach the
+    /// figures with the next refresh (they mark their days dirty), so the
+    /// pages show the city as of the last roll-up tick.
+    fn rollup_generation(&self) -> Result<u64, StoreError>;
+    /// The cache of figures derived from this store (see [`DerivedCache`]).
+    fn derived(&self) -> &DerivedCache;
     fn device_periods(&self, period: &str) -> Result<Vec<DeviceTotals>, StoreError>;
     fn period_energy(&self, period: &str) -> Result<Vec<EnergyTotal>, StoreError>;
     /// Per enterprise with stored reports whose window starts in `[from,
@@ -458,4 +536,43 @@ pub trait Store: Send + Sync {
     // Maintenance and export.
     fn size_bytes(&self) -> Result<u64, StoreError>;
     fn export_table(&self, name: &str) -> Result<Option<Table>, StoreError>;
+}
+
+#[cfg(test)]
+mod derived_cache_tests {
+    use super::DerivedCache;
+    use std::sync::Arc;
+
+    #[test]
+    fn an_entry_is_returned_only_for_its_key_generation_and_type() {
+        let c = DerivedCache::default();
+        c.put("a".into(), 3, Arc::new(7u32));
+        assert_eq!(c.get::<u32>("a", 3).as_deref(), Some(&7));
+        assert!(c.get::<u32>("a", 4).is_none(), "another generation");
+        assert!(c.get::<u32>("b", 3).is_none(), "another key");
+        assert!(c.get::<String>("a", 3).is_none(), "another type");
+        // A newer generation drops the older entries.
+        c.put("b".into(), 4, Arc::new(8u32));
+        assert!(c.get::<u32>("a", 3).is_none());
+        assert_eq!(c.get::<u32>("b", 4).as_deref(), Some(&8));
+        // Replacing a key keeps one entry for it.
+        c.put("b".into(), 4, Arc::new(9u32));
+        assert_eq!(c.get::<u32>("b", 4).as_deref(), Some(&9));
+        assert_eq!(c.entries.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_least_recently_used_entry_leaves_first() {
+        let c = DerivedCache::default();
+        for i in 0..DerivedCache::CAPACITY {
+            c.put(format!("k{i}"), 1, Arc::new(i));
+        }
+        // Touch k0, so k1 is now the least recently used.
+        assert!(c.get::<usize>("k0", 1).is_some());
+        c.put("new".into(), 1, Arc::new(99usize));
+        assert_eq!(c.entries.lock().unwrap().len(), DerivedCache::CAPACITY);
+        assert!(c.get::<usize>("k0", 1).is_some());
+        assert!(c.get::<usize>("k1", 1).is_none());
+        assert!(c.get::<usize>("new", 1).is_some());
+    }
 }

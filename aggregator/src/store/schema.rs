@@ -290,4 +290,15 @@ INSERT INTO period_energy_v5 SELECT enterprise, period, carrier, unit, quantity,
 DROP TABLE period_energy;
 ALTER TABLE period_energy_v5 RENAME TO period_energy;
 "#,
+    // 6: the roll-up generation: one counter, raised in the same transaction
+    // as every write that changes what the enterprise facts are computed
+    // from (a period refresh that redid rows, a registry import). Pages cache
+    // derived figures under it, across processes sharing the file.
+    r#"
+CREATE TABLE rollup_generation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL
+);
+INSERT INTO rollup_generation (id, generation) VALUES (1, 0);
+"#,
 ];

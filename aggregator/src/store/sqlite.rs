@@ -7,9 +7,9 @@
 
 use super::schema::MIGRATIONS;
 use super::{
-    AcceptHook, AgentRecord, ApiToken, AssessmentScore, DeviceTotals, EnergyTotal, EnrolError,
-    EnterpriseDay, Gap, IngestOutcome, IngestReject, Period, Role, Store, StoreError, Table,
-    EXPORTABLE,
+    AcceptHook, AgentRecord, ApiToken, AssessmentScore, DerivedCache, DeviceTotals, EnergyTotal,
+    EnrolError, EnterpriseDay, Gap, IngestOutcome, IngestReject, Period, Role, Store, StoreError,
+    Table, EXPORTABLE,
 };
 use crate::days::day_of;
 use rusqlite::types::ValueRef;
@@ -33,6 +33,8 @@ pub struct SqliteStore {
     /// fingerprint they were parsed from (every page needs them; parsing
     /// 2,000 inventories' JSON was a quarter of a city page).
     inventory_cache: Mutex<Option<(InventoryStamp, Inventories)>>,
+    /// Figures the roll-ups derived, under the generation they came from.
+    derived: DerivedCache,
 }
 
 /// Per enterprise, its merged inventory.
@@ -118,6 +120,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             reader: Some(Mutex::new(reader)),
             inventory_cache: Mutex::new(None),
+            derived: DerivedCache::default(),
         })
     }
 
@@ -130,6 +133,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             reader: None,
             inventory_cache: Mutex::new(None),
+            derived: DerivedCache::default(),
         })
     }
 
@@ -164,6 +168,15 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         f(&self.r())
     }
+}
+
+/// Raises the roll-up generation inside `tx` (see migration 6).
+fn bump_generation(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE rollup_generation SET generation = generation + 1 WHERE id = 1",
+        [],
+    )?;
+    Ok(())
 }
 
 fn read_enterprise(row: &rusqlite::Row<'_>) -> Result<Enterprise, StoreError> {
@@ -562,6 +575,7 @@ impl Store for SqliteStore {
                     r.evidence
                 ])?;
             }
+            bump_generation(tx)?;
             Ok(())
         })
     }
@@ -1032,8 +1046,23 @@ impl Store for SqliteStore {
                 }
             }
             tx.execute("DELETE FROM dirty_days", [])?;
+            if !pairs.is_empty() {
+                bump_generation(tx)?;
+            }
             Ok(pairs.len() as u64)
         })
+    }
+
+    fn rollup_generation(&self) -> Result<u64, StoreError> {
+        let conn = self.r();
+        let g: i64 = conn
+            .prepare_cached("SELECT generation FROM rollup_generation WHERE id = 1")?
+            .query_row([], |r| r.get(0))?;
+        Ok(g as u64)
+    }
+
+    fn derived(&self) -> &DerivedCache {
+        &self.derived
     }
 
     fn device_periods(&self, period: &str) -> Result<Vec<DeviceTotals>, StoreError> {

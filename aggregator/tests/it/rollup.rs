@@ -53,6 +53,10 @@ fn build(agent: &str, ent: u32, plan: &Plan) -> Vec<(VerifiedReport, String)> {
 
 fn store_with_agents() -> SqliteStore {
     let s = SqliteStore::in_memory().unwrap();
+    with_agents(s)
+}
+
+fn with_agents(s: SqliteStore) -> SqliteStore {
     s.upsert_counties(&counties()).unwrap();
     s.upsert_chains(&chains()).unwrap();
     s.import_registry(&[enterprise(1, "xiping"), enterprise(2, "suiping")], &[])
@@ -296,4 +300,81 @@ async fn indicator_page_shows_measured_beside_declared() {
         .map(|d| d["state_seconds"]["productive"].as_u64().unwrap())
         .sum();
     assert_eq!(windows, 8 * 900, "600 + 300 productive seconds per window");
+}
+
+/// The enterprise facts a page reads are built once per roll-up generation:
+/// reports ingested since the last refresh reach them with the next refresh,
+/// a registry import at once, and a write through another handle on the same
+/// file (another process) is seen too.
+#[test]
+fn enterprise_facts_follow_the_rollup_generation() {
+    use shuzhuan_aggregator::rollup::{build_enterprise_facts, enterprise_facts, Reference};
+    use shuzhuan_aggregator::store::Period;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agg.sqlite");
+    let s = with_agents(SqliteStore::open(&path).unwrap());
+    let other = SqliteStore::open(&path).unwrap();
+    let reference = Reference::default();
+    let year = Period::Year(2026);
+    let productive = |f: &[shuzhuan_aggregator::rollup::EnterpriseFacts]| {
+        f.iter()
+            .find(|e| e.credit_code == code(1).to_string())
+            .map(|e| e.utilisation_of_calendar_time.numerator)
+            .unwrap()
+    };
+    let p: Plan = (0..8).map(|w| (w * 40, vec![(0, 600, 900, 16)])).collect();
+    let reports = build("a", 1, &p);
+    s.ingest_batch("a", &reports[..4], NOW, 8 * 3600, &NoHook)
+        .unwrap();
+    s.refresh_periods().unwrap();
+    let g0 = s.rollup_generation().unwrap();
+    let first = enterprise_facts(&s, &reference, year).unwrap();
+    assert_eq!(productive(&first), 4.0 * 600.0);
+    // Cached: the same build is handed out again.
+    let again = enterprise_facts(&s, &reference, year).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again));
+    // Ingest alone does not move the generation: the pages stay as of the last roll-up.
+    s.ingest_batch("a", &reports[4..], NOW, 8 * 3600, &NoHook)
+        .unwrap();
+    assert_eq!(s.rollup_generation().unwrap(), g0);
+    assert_eq!(
+        productive(&enterprise_facts(&s, &reference, year).unwrap()),
+        4.0 * 600.0
+    );
+    // The refresh redoes the period rows and the facts with them.
+    assert_eq!(s.refresh_periods().unwrap(), 3);
+    assert!(s.rollup_generation().unwrap() > g0);
+    let after = enterprise_facts(&s, &reference, year).unwrap();
+    assert_eq!(productive(&after), 8.0 * 600.0);
+    assert_eq!(
+        *after,
+        build_enterprise_facts(&s, &reference, year).unwrap()
+    );
+    // A refresh with nothing dirty keeps the cache.
+    let g1 = s.rollup_generation().unwrap();
+    assert_eq!(s.refresh_periods().unwrap(), 0);
+    assert_eq!(s.rollup_generation().unwrap(), g1);
+    assert!(std::sync::Arc::ptr_eq(
+        &after,
+        &enterprise_facts(&s, &reference, year).unwrap()
+    ));
+    // A registry import through another handle on the file shows at once.
+    let mut e1 = enterprise(1, "xiping");
+    e1.declared.digitization = Some(0.9);
+    other.import_registry(&[e1], &[]).unwrap();
+    let imported = enterprise_facts(&s, &reference, year).unwrap();
+    let f1 = imported
+        .iter()
+        .find(|e| e.credit_code == code(1).to_string())
+        .unwrap();
+    assert_eq!(f1.declared_digitization, Some(0.9));
+    // Different measurement rules are a different build, not a cache hit.
+    let mut strict = reference.clone();
+    strict.rules.min_report_coverage = 1.0;
+    let strict_facts = enterprise_facts(&s, &strict, year).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&imported, &strict_facts));
+    assert_eq!(
+        *strict_facts,
+        build_enterprise_facts(&s, &strict, year).unwrap()
+    );
 }
