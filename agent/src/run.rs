@@ -271,13 +271,15 @@ pub async fn run_reloadable(
     let rate_gauges = crate::rates::RateGauges::register(&registry)?;
     status.lock().expect("status lock").rates =
         Some(local_rates.lock().expect("rates lock").snapshot());
-    let seal = |w: &mut Windows, partial: bool| {
+    // `stop`: where the agent's accounting ends: the window's end (`None`),
+    // or the shutdown time for the last, partial window.
+    let seal = |w: &mut Windows, partial: bool, stop: Option<i64>| {
         let summaries: Vec<_> = w
             .models
             .values_mut()
             .map(|m| {
                 let retiring = w.retiring.contains(&m.params.id);
-                m.seal(w.start, w.end, partial || retiring)
+                m.seal_until(w.start, w.end, stop.unwrap_or(w.end), partial || retiring)
             })
             .collect();
         for id in std::mem::take(&mut w.retiring) {
@@ -343,7 +345,7 @@ pub async fn run_reloadable(
             b = rx.recv() => {
                 let Some(b) = b else { break };
                 while b.ts_ms >= w.end {
-                    seal(&mut w, false);
+                    seal(&mut w, false, None);
                 }
                 if let Some(m) = w.models.get_mut(&*b.device) {
                     m.feed(&b);
@@ -368,7 +370,7 @@ pub async fn run_reloadable(
             _ = ticker.tick() => {
                 watchdog.feed(std::time::Instant::now());
                 while clock.now_ms() >= w.end + grace_ms {
-                    seal(&mut w, false);
+                    seal(&mut w, false, None);
                 }
                 publish_spool(&spool, &metrics, &clock, &status);
             }
@@ -414,7 +416,8 @@ pub async fn run_reloadable(
     }
     crate::notify::notify("STOPPING=1");
     tracing::info!("shutting down: sealing the open window");
-    seal(&mut w, true);
+    let stop = clock.now_ms();
+    seal(&mut w, true, Some(stop));
     wake.notify_one();
     if tokio::time::timeout(Duration::from_secs(10), async {
         tokio::join!(coord.shutdown(), links.shutdown())

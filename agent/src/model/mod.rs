@@ -254,6 +254,21 @@ impl DeviceModel {
     /// resetting the accumulators (state, counters and hold carry on).
     /// `partial` marks a window the agent did not see whole.
     pub fn seal(&mut self, start_ms: i64, end_ms: i64, partial: bool) -> WindowSummary {
+        self.seal_until(start_ms, end_ms, end_ms, partial)
+    }
+
+    /// [`DeviceModel::seal`] for an agent that stops at `stop_ms` inside the
+    /// window (shutdown): time is accounted up to `stop_ms`, the rest of the
+    /// window is unknown (`Disconnected`), and only the polls due before
+    /// `stop_ms` are expected, so a stop does not read as missed samples.
+    pub fn seal_until(
+        &mut self,
+        start_ms: i64,
+        end_ms: i64,
+        stop_ms: i64,
+        partial: bool,
+    ) -> WindowSummary {
+        let stop_ms = stop_ms.clamp(start_ms, end_ms);
         let window_secs = ((end_ms - start_ms) / 1000) as u32;
         let mut flags = std::mem::take(&mut self.flags);
         if !self.params.has_link {
@@ -276,10 +291,11 @@ impl DeviceModel {
         if self.cursor.is_none() {
             self.cursor = Some(started);
         }
-        if partial {
+        if partial || stop_ms < end_ms {
             flags.insert(QualityFlag::PartialWindow);
         }
-        self.advance(end_ms);
+        // Accounted to the stop; `round_seconds` gives the rest to Disconnected.
+        self.advance(stop_ms.max(started));
         let state_seconds = round_seconds(&self.ms, window_secs);
         let productive = state_seconds.get(DeviceState::Productive);
         let nc_seconds = ((self.nc_ms / 1000) as u32).min(productive);
@@ -307,7 +323,7 @@ impl DeviceModel {
             });
         }
         let parts = self.parts.map(|_| self.parts_acc.round().max(0.0) as u64);
-        let covered = (end_ms - started).max(0) as u64;
+        let covered = (stop_ms - started).max(0) as u64;
         let expected = covered.div_ceil(self.params.poll_interval_ms) as u32;
         let summary = WindowSummary {
             device_id: self.params.id.clone(),

@@ -291,3 +291,35 @@ proptest! {
         prop_assert!(w.validate(900).is_ok());
     }
 }
+
+/// An agent stopping mid-window accounts time up to the stop, leaves the
+/// rest unknown (disconnected) and expects only the polls due before it.
+#[test]
+fn a_stop_mid_window_expects_only_the_polls_before_it() {
+    let mut m = DeviceModel::new(DeviceParams::new("m1", 1000));
+    m.start_at(0);
+    for s in 0..400i64 {
+        m.feed(&plc(s * 1000, true, true, false, 10.0, 0.0, 0.0));
+    }
+    let w = m.seal_until(0, W, 400_000, false);
+    w.validate(900).unwrap();
+    assert_eq!(w.state_seconds.get(DeviceState::Productive), 400);
+    assert_eq!(w.state_seconds.get(DeviceState::Disconnected), 500);
+    assert_eq!(w.samples_expected, 400);
+    assert_eq!(w.samples_received, 400);
+    assert!(w.flags.contains(&QualityFlag::PartialWindow));
+    // The same polls sealed at the window's end: the remainder is expected.
+    let mut whole = DeviceModel::new(DeviceParams::new("m1", 1000));
+    whole.start_at(0);
+    for s in 0..400i64 {
+        whole.feed(&plc(s * 1000, true, true, false, 10.0, 0.0, 0.0));
+    }
+    let w = whole.seal(0, W, true);
+    assert_eq!(w.samples_expected, 900);
+    // A stop outside the window is clamped to it.
+    let mut late = DeviceModel::new(DeviceParams::new("m1", 1000));
+    late.start_at(0);
+    late.feed(&plc(0, true, true, false, 10.0, 0.0, 0.0));
+    let w = late.seal_until(0, W, 2 * W, false);
+    assert_eq!(w.samples_expected, 900);
+}

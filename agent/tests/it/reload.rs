@@ -299,4 +299,21 @@ async fn sighup_adds_a_device_and_a_bad_config_is_refused_while_the_old_one_runs
         }
     }
     assert!(seen_imm && gone_grinder);
+    // The last report is the window open at SIGTERM (sent a few simulated
+    // seconds after a window edge): sealed at the stop, partial, and it
+    // expects only the polls due before the stop, so what the agent did
+    // poll reads as full coverage, not as the window's unpolled remainder.
+    let last: SignedReport = serde_json::from_slice(&recs.last().unwrap().payload).unwrap();
+    let (last, _) = last.peek().unwrap();
+    for id in ["press-1", "imm-1"] {
+        let s = last.summaries.iter().find(|s| s.device_id == id).unwrap();
+        assert!(s.flags.contains(&QualityFlag::PartialWindow), "{s:?}");
+        assert!(s.samples_expected > 0, "{s:?}");
+        assert!(
+            s.samples_expected < (last.window_end - last.window_start) as u32,
+            "expected counts the unpolled rest of the window: {s:?}"
+        );
+        let coverage = f64::from(s.samples_received) / f64::from(s.samples_expected);
+        assert!(coverage >= 0.7, "{id}: coverage {coverage} at stop: {s:?}");
+    }
 }
