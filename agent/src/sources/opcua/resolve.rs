@@ -157,24 +157,30 @@ pub(crate) async fn resolve_paths(
                     .or_insert(Err("no_match"));
             }
         }
-        // One browse path per step and candidate namespace, remembering which is which.
-        let mut asks: Vec<((NodeId, PathElement), BrowsePath)> = Vec::new();
+        // One browse path per step and candidate namespace, as (step,
+        // namespace): the browse paths themselves are built per request, so
+        // only one chunk of them exists at a time.
+        let mut keys: Vec<(NodeId, PathElement)> = Vec::with_capacity(steps.len());
+        let mut asks: Vec<(usize, u16)> = Vec::new();
         for (key, verdict) in steps.iter_mut() {
             match candidates(&key.1, namespaces) {
                 Ok(nss) => {
-                    for ns in nss {
-                        asks.push((key.clone(), one_step(&key.0, ns, &key.1.name)));
-                    }
+                    asks.extend(nss.into_iter().map(|ns| (keys.len(), ns)));
+                    keys.push(key.clone());
                 }
                 Err(reason) => *verdict = Err(reason),
             }
         }
         for chunk in asks.chunks(max_per_call.max(1)) {
-            let paths: Vec<BrowsePath> = chunk.iter().map(|(_, p)| p.clone()).collect();
+            let paths: Vec<BrowsePath> = chunk
+                .iter()
+                .map(|&(k, ns)| one_step(&keys[k].0, ns, &keys[k].1.name))
+                .collect();
             on_request();
             let answers = session.translate_browse_paths_to_node_ids(&paths).await?;
-            for ((key, _), answer) in chunk.iter().zip(answers) {
-                let verdict = steps.get_mut(key).expect("asked steps are known");
+            drop(paths);
+            for (&(k, _), answer) in chunk.iter().zip(answers) {
+                let verdict = steps.get_mut(&keys[k]).expect("asked steps are known");
                 if verdict.is_ok() {
                     continue; // an earlier namespace already matched
                 }

@@ -41,8 +41,14 @@ impl Connected {
 /// load it.
 static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Send and receive chunk size (and buffer) of a session, in bytes.
-const CHUNK_BYTES: usize = 16 * 1024;
+/// Send and receive chunk size (and buffer) of a session, in bytes: the
+/// smallest the protocol allows (OPC UA Part 6, 7.1.2.3). A session keeps
+/// a send buffer and a chunk store of this size for its lifetime.
+const CHUNK_BYTES: usize = 8192;
+
+/// Chunks a message may have: as large a message as the library's default
+/// limits allow (5 chunks of 64 KiB), in chunks of [`CHUNK_BYTES`].
+const MAX_CHUNKS: usize = opcua::types::constants::MAX_MESSAGE_SIZE.div_ceil(CHUNK_BYTES);
 
 /// The client for one link; its certificate store is `pki_dir`.
 pub(crate) fn build_client(cfg: &OpcUaLinkConfig, pki_dir: &Path) -> Result<Client, String> {
@@ -63,11 +69,14 @@ pub(crate) fn build_client(cfg: &OpcUaLinkConfig, pki_dir: &Path) -> Result<Clie
         .session_timeout(cfg.session_timeout_ms.min(u64::from(u32::MAX)) as u32)
         .keep_alive_interval(Duration::from_millis(cfg.timeout_ms.clamp(1_000, 10_000)))
         .max_failed_keep_alive_count(2)
-        // Chunk buffers of 16 KiB each way instead of 64 KiB: a session keeps
+        // Chunk buffers of 8 KiB each way instead of 64 KiB: a session keeps
         // one of each for its lifetime, and the agent's messages (reads and
-        // publish responses of a few hundred items) fit in a few chunks.
+        // publish responses of a few hundred items) fit in a few chunks;
+        // larger ones (endpoint lists with certificates) in more chunks, up
+        // to the same message size as before.
         .max_incoming_chunk_size(CHUNK_BYTES)
         .max_chunk_size(CHUNK_BYTES)
+        .max_chunk_count(MAX_CHUNKS)
         .session_name(format!("shuzhuan-agent {}", cfg.id))
         .client()
         .map_err(|e| e.join("; "))
