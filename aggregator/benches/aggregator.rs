@@ -1,9 +1,12 @@
 //! Aggregator benchmarks (docs/bench/aggregator.md):
-//! `cargo bench -p shuzhuan-aggregator --bench aggregator -- [ingest] [agents] [city]`.
+//! `cargo bench -p shuzhuan-aggregator --bench aggregator -- [ingest] [http] [agents] [city]`.
 //!
 //! - ingest: window summaries per second through `ingest::ingest` (JSON
 //!   parse, Ed25519 verification of every report, chain check, one SQLite
 //!   transaction per batch with the daily roll-up), HTTP excluded.
+//! - http: the same signed batches posted over real HTTP and HTTPS to the
+//!   router `serve` runs, by N keep-alive clients, against in-process
+//!   `ingest` in the same run (see `http/mod.rs`).
 //! - agents: 2,000 gateways of 50 devices each ship two hours of 15-minute
 //!   reports in batches of 4 (one batch per agent per hour, interleaved);
 //!   per-batch latency p50/p99 and the ingest rate with the evidence log as
@@ -19,7 +22,7 @@ use shuzhuan_aggregator::days::days_from_civil;
 use shuzhuan_aggregator::enroll::secret_hash;
 use shuzhuan_aggregator::ingest::ingest;
 use shuzhuan_aggregator::rollup::{build_enterprise_facts, indicators_json, Reference};
-use shuzhuan_aggregator::store::{NoHook, Period, SqliteStore, Store};
+use shuzhuan_aggregator::store::{AcceptHook, NoHook, Period, SqliteStore, Store};
 use shuzhuan_common::credit_code::CreditCode;
 use shuzhuan_common::inventory::{Device, DeviceKind, IndustryType, Inventory, KeyProcess};
 use shuzhuan_common::registry::{County, CountyKind, DeclaredRates, Enterprise, IndustryChain};
@@ -28,6 +31,8 @@ use shuzhuan_common::state::{DeviceState, StateSeconds};
 use shuzhuan_common::summary::{EnergyDelta, EnergyMethod, WindowSummary};
 use std::io::Write as _;
 use std::time::Instant;
+
+mod http;
 
 fn code(n: u32) -> CreditCode {
     CreditCode::from_body(&format!("91411721{n:09}")).unwrap()
@@ -147,15 +152,16 @@ fn ingest_store(dir: &std::path::Path) -> SqliteStore {
     store
 }
 
-/// The request bodies, per agent in seq order.
-fn ingest_bodies() -> Vec<Vec<Vec<u8>>> {
+/// The request bodies, per agent in seq order: `reports` reports per agent
+/// in batches of `ING_PER_BATCH`.
+fn ingest_bodies(reports: u64) -> Vec<Vec<Vec<u8>>> {
     (0..ING_AGENTS)
         .map(|a| {
             let key = ed25519_dalek::SigningKey::from_bytes(&[a as u8 + 1; 32]);
             let agent = format!("gw-{a:03}");
             let mut prev = Hash32::GENESIS;
             let mut signed = Vec::new();
-            for seq in 1..=ING_REPORTS {
+            for seq in 1..=reports {
                 let start = ING_NOW - 2 * 86_400 + seq as i64 * 900;
                 let r = Report {
                     schema: SCHEMA_VERSION,
@@ -192,21 +198,25 @@ fn ingest_limits() -> IngestLimits {
 /// Ingests every body with `clients` threads (agents dealt round-robin, each
 /// agent's batches in order, as concurrent HTTP requests reach `serve`'s
 /// blocking pool). Returns (wall seconds, CPU seconds, summaries stored).
-fn ingest_run(store: &SqliteStore, bodies: &[Vec<Vec<u8>>], clients: usize) -> (f64, f64, u64) {
-    let limits = ingest_limits();
+fn ingest_run(
+    store: &SqliteStore,
+    hook: &dyn AcceptHook,
+    limits: &IngestLimits,
+    bodies: &[Vec<Vec<u8>>],
+    clients: usize,
+) -> (f64, f64, u64) {
     let (t, c) = (Instant::now(), cpu_secs());
     let summaries: u64 = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|k| {
-                let limits = &limits;
                 scope.spawn(move || {
                     let mine: Vec<&Vec<Vec<u8>>> = bodies.iter().skip(k).step_by(clients).collect();
                     let mut n = 0u64;
                     for round in 0..mine.iter().map(|b| b.len()).max().unwrap_or(0) {
                         for agent in &mine {
                             if let Some(body) = agent.get(round) {
-                                let o = ingest(store, &NoHook, limits, 8 * 3600, body, ING_NOW)
-                                    .unwrap();
+                                let o =
+                                    ingest(store, hook, limits, 8 * 3600, body, ING_NOW).unwrap();
                                 n += o.accepted * ING_DEVICES as u64;
                             }
                         }
@@ -289,7 +299,7 @@ fn plain_sqlite_run(dir: &std::path::Path) -> (f64, f64, u64) {
 }
 
 fn bench_ingest(out: &mut impl std::io::Write) {
-    let bodies = ingest_bodies();
+    let bodies = ingest_bodies(ING_REPORTS);
     let flat: Vec<&Vec<u8>> = bodies.iter().flatten().collect();
     let total_bytes: usize = flat.iter().map(|b| b.len()).sum();
     let reports = u64::from(ING_AGENTS) * ING_REPORTS;
@@ -342,7 +352,11 @@ fn bench_ingest(out: &mut impl std::io::Write) {
             "`ingest`, {clients} client thread{}",
             if clients == 1 { "" } else { "s" }
         );
-        line(out, &label, ingest_run(&store, &bodies, clients));
+        line(
+            out,
+            &label,
+            ingest_run(&store, &NoHook, &ingest_limits(), &bodies, clients),
+        );
     }
 }
 
@@ -654,6 +668,9 @@ fn main() {
     let mut out = std::io::stderr();
     if all || args.iter().any(|a| a == "ingest") {
         bench_ingest(&mut out);
+    }
+    if all || args.iter().any(|a| a == "http") {
+        http::bench_http(&mut out);
     }
     if all || args.iter().any(|a| a == "agents") {
         bench_agents(&mut out);
