@@ -298,6 +298,51 @@ fn check_stored(path: &Path) -> String {
     format!("stored: {r} reports once each, {w} window rows")
 }
 
+/// Experiment (bench side, not how `serve` runs): the writer connection's
+/// automatic checkpoint off and a thread checkpointing the WAL (PASSIVE,
+/// `synchronous = FULL`) on its own connection every 10 ms while `f` runs,
+/// so the checkpoint leaves the writer's critical section. Returns `f`'s
+/// result, the checkpoints that copied pages and the largest WAL seen (pages).
+fn with_background_checkpoint<T>(
+    store: &SqliteStore,
+    db: &Path,
+    f: impl FnOnce() -> T,
+) -> (T, u64, i64) {
+    store
+        .with_write_tx(|tx| {
+            tx.pragma_update(None, "wal_autocheckpoint", 0)?;
+            Ok(())
+        })
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let ckpt = scope.spawn(|| {
+            let conn = rusqlite::Connection::open(db).unwrap();
+            conn.pragma_update(None, "synchronous", "FULL").unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            let (mut copied, mut max_wal) = (0u64, 0i64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (log, done): (i64, i64) = conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get(1)?, r.get(2)?))
+                    })
+                    .unwrap();
+                max_wal = max_wal.max(log);
+                if done > 0 {
+                    copied += 1;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            (copied, max_wal)
+        });
+        let out = f();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (copied, max_wal) = ckpt.join().unwrap();
+        (out, copied, max_wal)
+    })
+}
+
 pub fn bench_http(out: &mut impl std::io::Write) {
     let bodies = ingest_bodies(HTTP_REPORTS);
     let total_bytes: usize = bodies.iter().flatten().map(|b| b.len()).sum();
@@ -345,6 +390,29 @@ pub fn bench_http(out: &mut impl std::io::Write) {
             "http baseline in-process `ingest`, {clients} client thread(s): {base_s:.0} summaries/s ({base_r:.0} reports/s) in {wall:.2} s; CPU {cpu:.2} s; {note}"
         )
         .unwrap();
+        if std::env::var_os("SHUZHUAN_BENCH_CHECKPOINT").is_some() {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("bench.sqlite");
+            let store = ingest_store(dir.path());
+            let log = EvidenceLog::open(
+                &store,
+                "bench/evidence",
+                ed25519_dalek::SigningKey::from_bytes(&[99; 32]),
+            )
+            .unwrap();
+            let ((wall, cpu, n), copied, max_wal) = with_background_checkpoint(&store, &db, || {
+                ingest_run(&store, &log, &cfg.ingest, &bodies, clients)
+            });
+            drop(store);
+            let note = check_stored(&db);
+            let (s, r) = rate(n, wall);
+            writeln!(
+                out,
+                "http experiment: in-process `ingest`, {clients} client thread(s), checkpoints on a background connection: {s:.0} summaries/s ({r:.0} reports/s) in {wall:.2} s; CPU {cpu:.2} s; {copied} checkpoints, WAL at most {max_wal} pages; {note}; / in-process = {:.2}",
+                s / base_s
+            )
+            .unwrap();
+        }
         let modes: Vec<(&str, Option<&ServerTls>)> = std::iter::once(("HTTP", None))
             .chain(tls.as_ref().map(|t| ("HTTPS", Some(t))))
             .collect();

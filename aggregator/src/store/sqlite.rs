@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use shuzhuan_common::credit_code::CreditCode;
 use shuzhuan_common::inventory::Inventory;
 use shuzhuan_common::registry::{County, DeclaredRates, Enterprise, IndustryChain, Recognition};
-use shuzhuan_common::report::{follow, ChainError, ChainHead, Hash32, VerifiedReport};
+use shuzhuan_common::report::{follow, ChainError, ChainHead, Hash32, Report, VerifiedReport};
 use shuzhuan_common::state::DeviceState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -235,11 +235,53 @@ type EnergyKey<'a> = (&'a str, &'a str, i64, &'a str, &'a str);
 pub(crate) struct DayAcc<'a> {
     days: HashMap<(&'a str, &'a str, i64), [i64; 12]>,
     energy: HashMap<EnergyKey<'a>, (f64, f64)>,
-    /// Reused buffer for a summary's energy JSON.
-    json: Vec<u8>,
 }
 
-impl DayAcc<'_> {
+impl<'a> DayAcc<'a> {
+    /// Adds a report's summaries to the daily sums.
+    fn add(&mut self, r: &'a Report, utc_offset_secs: i64) {
+        let enterprise = r.enterprise.as_str();
+        let day = day_of(r.window_start, utc_offset_secs);
+        for s in &r.summaries {
+            let st = |d: DeviceState| i64::from(s.state_seconds.get(d));
+            let v = self
+                .days
+                .entry((enterprise, s.device_id.as_str(), day))
+                .or_insert([0; 12]);
+            let add = [
+                1,
+                st(DeviceState::Productive),
+                st(DeviceState::Standby),
+                st(DeviceState::Engineering),
+                st(DeviceState::ScheduledDown),
+                st(DeviceState::UnscheduledDown),
+                st(DeviceState::NonScheduled),
+                st(DeviceState::Disconnected),
+                i64::from(s.nc_seconds),
+                s.parts.unwrap_or(0) as i64,
+                i64::from(s.samples_expected),
+                i64::from(s.samples_received),
+            ];
+            for (a, b) in v.iter_mut().zip(add) {
+                *a += b;
+            }
+            for e in &s.energy {
+                let slot = self
+                    .energy
+                    .entry((
+                        enterprise,
+                        s.device_id.as_str(),
+                        day,
+                        e.carrier.as_str(),
+                        e.unit.as_str(),
+                    ))
+                    .or_default();
+                slot.0 += e.quantity;
+                slot.1 += e.exported;
+            }
+        }
+    }
+
     fn flush(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
         let mut ins_day = tx.prepare_cached(
             "INSERT INTO device_days (enterprise, device_id, day, windows, productive, standby,
@@ -285,16 +327,51 @@ impl DayAcc<'_> {
     }
 }
 
-/// Stores one accepted report (evidence and window rows) and adds its
-/// summaries to the batch's daily sums.
-fn store_report<'a>(
+/// A report's summaries' energy as JSON, in one buffer: made before the
+/// writer lock is taken (serialising it was a tenth of the writer's time).
+struct EnergyTexts {
+    text: String,
+    /// Per summary, its slice of `text`; `None`: no energy.
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+impl EnergyTexts {
+    fn of(r: &Report) -> Result<EnergyTexts, StoreError> {
+        let mut buf = Vec::with_capacity(r.summaries.len() * 128);
+        let mut spans = Vec::with_capacity(r.summaries.len());
+        for s in &r.summaries {
+            if s.energy.is_empty() {
+                spans.push(None);
+                continue;
+            }
+            let start = buf.len();
+            serde_json::to_writer(&mut buf, &s.energy)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            spans.push(Some((start, buf.len())));
+        }
+        // serde_json writes UTF-8 only.
+        let text = String::from_utf8(buf).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(EnergyTexts { text, spans })
+    }
+
+    fn get(&self, i: usize) -> Option<&str> {
+        self.spans
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|(a, b)| &self.text[a..b])
+    }
+}
+
+/// Stores one accepted report: the signed report (evidence), its inventory
+/// and its window rows.
+fn store_report(
     tx: &Transaction<'_>,
     agent_id: &str,
-    vr: &'a VerifiedReport,
+    vr: &VerifiedReport,
     signature: &str,
+    energy: &EnergyTexts,
     now: i64,
-    utc_offset_secs: i64,
-    acc: &mut DayAcc<'a>,
 ) -> Result<(), StoreError> {
     let r = &vr.report;
     let enterprise = r.enterprise.as_str();
@@ -326,7 +403,6 @@ fn store_report<'a>(
         )?
         .execute(params![enterprise, agent_id, seq, text])?;
     }
-    let day = day_of(r.window_start, utc_offset_secs);
     let mut ins_window = tx.prepare_cached(
         "INSERT INTO window_summaries (agent_id, seq, device_id, enterprise, window_start,
          window_end, productive, standby, engineering, scheduled_down, unscheduled_down,
@@ -334,21 +410,12 @@ fn store_report<'a>(
          energy)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?;
-    for s in &r.summaries {
+    for (i, s) in r.summaries.iter().enumerate() {
         let st = |d: DeviceState| i64::from(s.state_seconds.get(d));
         let flags = if s.flags.is_empty() {
             String::new()
         } else {
             s.flags.iter().map(enum_str).collect::<Vec<_>>().join(",")
-        };
-        let energy = if s.energy.is_empty() {
-            None
-        } else {
-            acc.json.clear();
-            serde_json::to_writer(&mut acc.json, &s.energy)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            // serde_json writes UTF-8 only.
-            Some(std::str::from_utf8(&acc.json).map_err(|e| StoreError::Corrupt(e.to_string()))?)
         };
         ins_window.execute(params![
             agent_id,
@@ -369,43 +436,8 @@ fn store_report<'a>(
             s.samples_expected,
             s.samples_received,
             flags,
-            energy
+            energy.get(i)
         ])?;
-        let v = acc
-            .days
-            .entry((enterprise, s.device_id.as_str(), day))
-            .or_insert([0; 12]);
-        let add = [
-            1,
-            st(DeviceState::Productive),
-            st(DeviceState::Standby),
-            st(DeviceState::Engineering),
-            st(DeviceState::ScheduledDown),
-            st(DeviceState::UnscheduledDown),
-            st(DeviceState::NonScheduled),
-            st(DeviceState::Disconnected),
-            i64::from(s.nc_seconds),
-            s.parts.unwrap_or(0) as i64,
-            i64::from(s.samples_expected),
-            i64::from(s.samples_received),
-        ];
-        for (a, b) in v.iter_mut().zip(add) {
-            *a += b;
-        }
-        for e in &s.energy {
-            let slot = acc
-                .energy
-                .entry((
-                    enterprise,
-                    s.device_id.as_str(),
-                    day,
-                    e.carrier.as_str(),
-                    e.unit.as_str(),
-                ))
-                .or_default();
-            slot.0 += e.quantity;
-            slot.1 += e.exported;
-        }
     }
     Ok(())
 }
@@ -806,6 +838,17 @@ impl Store for SqliteStore {
         utc_offset_secs: i64,
         hook: &dyn AcceptHook,
     ) -> Result<IngestOutcome, IngestReject> {
+        // What needs no database is done before the writer lock is taken, so
+        // it overlaps another request's transaction: the energy JSON and the
+        // daily sums (redone below without the replays if there are any).
+        let energy = reports
+            .iter()
+            .map(|(vr, _)| EnergyTexts::of(&vr.report))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut acc = DayAcc::default();
+        for (vr, _) in reports {
+            acc.add(&vr.report, utc_offset_secs);
+        }
         let mut conn = self.w();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -827,8 +870,8 @@ impl Store for SqliteStore {
         };
         let expected = |h: Option<ChainHead>| h.map_or(1, |h| h.seq + 1);
         let (mut accepted, mut duplicates) = (0u64, 0u64);
-        let mut acc = DayAcc::default();
-        for (vr, signature) in reports {
+        let mut stored = Vec::with_capacity(reports.len());
+        for (i, (vr, signature)) in reports.iter().enumerate() {
             let seq = vr.report.seq;
             if let Some(h) = head {
                 if seq <= h.seq && seq > 0 {
@@ -885,9 +928,17 @@ impl Store for SqliteStore {
                     })
                 }
             }
-            store_report(&tx, agent_id, vr, signature, now, utc_offset_secs, &mut acc)?;
+            store_report(&tx, agent_id, vr, signature, &energy[i], now)?;
             hook.on_accepted(&tx, agent_id, seq, &vr.hash)?;
+            stored.push(i);
             accepted += 1;
+        }
+        if duplicates > 0 {
+            // Replays add nothing to the days: sum the stored reports only.
+            acc = DayAcc::default();
+            for &i in &stored {
+                acc.add(&reports[i].0.report, utc_offset_secs);
+            }
         }
         acc.flush(&tx)?;
         if let Some(h) = head {
