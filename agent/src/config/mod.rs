@@ -393,8 +393,8 @@ impl AgentConfig {
                             root: d.root.clone().unwrap_or_default(),
                             poll_interval_ms: d.poll_interval_ms,
                             tags: match &d.tags {
-                                DeviceTags::OpcUa(t) => t.to_vec(),
-                                _ => Vec::new(),
+                                DeviceTags::OpcUa(t) => t.clone(),
+                                _ => Arc::from([]),
                             },
                         })
                         .collect();

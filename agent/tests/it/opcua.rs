@@ -53,7 +53,7 @@ fn device(id: &str, root: &str, tags: Vec<OpcUaTag>) -> OpcUaDeviceConfig {
         id: id.into(),
         root: root.into(),
         poll_interval_ms: 200,
-        tags,
+        tags: tags.into(),
     }
 }
 

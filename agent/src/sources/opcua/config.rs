@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use shuzhuan_common::profile::OpcUaTag;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Message security policy. The deprecated ones (Basic128Rsa15, Basic256)
 /// are refused unless the link sets `allow_deprecated = true`.
@@ -260,7 +261,18 @@ pub struct OpcUaDeviceConfig {
     pub root: String,
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
-    pub tags: Vec<OpcUaTag>,
+    /// Shared with every device of the config that has the same tags (the
+    /// devices of one profile), as `crate::config::DeviceTags` holds them.
+    #[serde(serialize_with = "tags_out", deserialize_with = "tags_in")]
+    pub tags: Arc<[OpcUaTag]>,
+}
+
+fn tags_out<S: serde::Serializer>(tags: &Arc<[OpcUaTag]>, s: S) -> Result<S::Ok, S::Error> {
+    tags[..].serialize(s)
+}
+
+fn tags_in<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<[OpcUaTag]>, D::Error> {
+    Vec::<OpcUaTag>::deserialize(d).map(Arc::from)
 }
 
 fn default_timeout_ms() -> u64 {

@@ -17,6 +17,7 @@ use opcua::types::{
     MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId, QualifiedName,
     ReadValueId, StatusCode, TimestampsToReturn, VariableId, Variant,
 };
+use shuzhuan_common::profile::OpcUaTag;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +34,9 @@ const DEFAULT_CHUNK: usize = 500;
 /// 100 items, docs/bench/agent-footprint.md). Two at a time costs a start
 /// of one set-up round per two links.
 static SETTING_UP: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Per tag of a device: the name and carrier its samples carry.
+type TagLabels = Arc<[(Arc<str>, Option<Arc<str>>)]>;
 
 /// What the emitters see of the link.
 struct Shared {
@@ -83,10 +87,31 @@ pub async fn run_link(
     }));
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The name and carrier every sample carries, per distinct tag list
+    // (the devices of one profile share theirs).
+    let mut labels: Vec<(Arc<[OpcUaTag]>, TagLabels)> = Vec::new();
     let emitters: Vec<_> = (0..devices.len())
         .map(|i| {
+            let tags = &devices[i].tags;
+            let shared_labels = match labels.iter().find(|(t, _)| Arc::ptr_eq(t, tags)) {
+                Some((_, l)) => l.clone(),
+                None => {
+                    let l: TagLabels = tags
+                        .iter()
+                        .map(|t| {
+                            (
+                                Arc::from(t.name.as_str()),
+                                t.carrier.as_deref().map(Arc::from),
+                            )
+                        })
+                        .collect();
+                    labels.push((tags.clone(), l.clone()));
+                    l
+                }
+            };
             tokio::spawn(emit_device(
                 i,
+                shared_labels,
                 devices.clone(),
                 shared.clone(),
                 clock,
@@ -657,6 +682,7 @@ async fn poll(
 /// One device's emitter: a batch every poll interval (on the agent clock).
 async fn emit_device(
     index: usize,
+    tags: TagLabels,
     devices: Arc<Vec<OpcUaDeviceConfig>>,
     shared: Arc<Mutex<Shared>>,
     clock: Clock,
@@ -666,16 +692,6 @@ async fn emit_device(
 ) {
     let dev = &devices[index];
     let device: Arc<str> = Arc::from(dev.id.as_str());
-    let tags: Vec<(Arc<str>, Option<Arc<str>>)> = dev
-        .tags
-        .iter()
-        .map(|t| {
-            (
-                Arc::from(t.name.as_str()),
-                t.carrier.as_deref().map(Arc::from),
-            )
-        })
-        .collect();
     let period = clock
         .wall_duration(Duration::from_millis(dev.poll_interval_ms.max(1)))
         .max(Duration::from_millis(1));
@@ -731,7 +747,7 @@ async fn emit_device(
         let samples: Vec<Sample> = dev
             .tags
             .iter()
-            .zip(&tags)
+            .zip(tags.iter())
             .zip(readings)
             .map(|((tag, (name, carrier)), r)| Sample {
                 tag: name.clone(),
