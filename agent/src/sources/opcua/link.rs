@@ -680,6 +680,7 @@ async fn poll(
 }
 
 /// One device's emitter: a batch every poll interval (on the agent clock).
+#[allow(clippy::too_many_arguments)]
 async fn emit_device(
     index: usize,
     tags: TagLabels,
