@@ -26,6 +26,13 @@ use tokio::sync::{mpsc, watch};
 /// Chunk size when the server states no operation limit.
 const DEFAULT_CHUNK: usize = 500;
 
+/// Browse paths or monitored items per set-up request, at most (fewer
+/// when the server says so). The client library keeps each session's send
+/// storage at the size of the largest request it ever sent: 300 browse
+/// paths or 100 monitored items in one request left 15 KiB per session,
+/// 32 leave 4-5 KiB, for a few more round trips at set-up.
+const SET_UP_BATCH: usize = 32;
+
 /// Links setting up a session (server facts, path resolution, monitored
 /// items) at the same time, agent-wide. Each set-up builds its requests and
 /// answers for every tag of the link at once; when all links start (or
@@ -295,8 +302,8 @@ async fn server_info(
     Ok(ServerInfo {
         namespaces,
         max_read: limits[0],
-        max_translate: limits[1],
-        max_monitored_per_call: limits[2],
+        max_translate: limits[1].min(SET_UP_BATCH),
+        max_monitored_per_call: limits[2].min(SET_UP_BATCH),
     })
 }
 
