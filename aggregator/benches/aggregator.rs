@@ -20,6 +20,7 @@
 use shuzhuan_aggregator::config::IngestLimits;
 use shuzhuan_aggregator::days::days_from_civil;
 use shuzhuan_aggregator::enroll::secret_hash;
+use shuzhuan_aggregator::influx::points;
 use shuzhuan_aggregator::ingest::ingest;
 use shuzhuan_aggregator::rollup::{build_enterprise_facts, indicators_json, Reference};
 use shuzhuan_aggregator::store::{AcceptHook, NoHook, Period, SqliteStore, Store};
@@ -639,6 +640,29 @@ fn bench_city(out: &mut impl std::io::Write) {
         let (p50, p95) = time(level, id, period);
         writeln!(out, "{label}: p50 {p50:.0} ms, p95 {p95:.0} ms (20 runs)").unwrap();
     }
+    // The optional InfluxDB sink's lines for one tick in June 2025 (month,
+    // quarter, year; every level, enterprises included), from the cached facts.
+    let tick = days_from_civil(2025, 6, 30) * 86_400;
+    let mut v = Vec::new();
+    let mut lines = (0, 0);
+    for _ in 0..5 {
+        let t = Instant::now();
+        let pts = points(&store, &reference, tick, "shuzhuan_", true).unwrap();
+        let encoded: Vec<String> = pts.iter().filter_map(|p| p.encode()).collect();
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+        lines = (
+            encoded.len(),
+            encoded.iter().map(|l| l.len() + 1).sum::<usize>(),
+        );
+    }
+    writeln!(
+        out,
+        "influx sink, one tick: {} lines, {:.1} MB, built and encoded in p50 {:.0} ms (5 runs)",
+        lines.0,
+        lines.1 as f64 / 1e6,
+        percentile(&mut v, 0.5)
+    )
+    .unwrap();
     drop(store);
     let size: u64 = std::fs::read_dir(path.parent().unwrap())
         .unwrap()

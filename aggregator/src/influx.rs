@@ -26,7 +26,7 @@ use shuzhuan_agent::outputs::influx::client::{HttpWrite, WriteTransport};
 use shuzhuan_agent::outputs::influx::line::{FieldValue, Point};
 use shuzhuan_agent::ship::tls::TlsFiles;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +44,7 @@ pub(crate) struct RawInflux {
     batch_lines: Option<i64>,
     measurement_prefix: Option<String>,
     enterprises: Option<bool>,
+    interval_secs: Option<i64>,
 }
 
 /// `[influxdb]`, validated; paths resolved against the config's folder. The
@@ -68,6 +69,10 @@ pub struct InfluxConfig {
     pub measurement_prefix: String,
     /// Write the per-enterprise points too (default true).
     pub enterprises: bool,
+    /// Seconds between writes at least (default 900: a 2,000-enterprise
+    /// city is about 85,000 lines, 14 MB before gzip, per write); a tick
+    /// sooner than that after the last successful write writes nothing.
+    pub interval_secs: i64,
 }
 
 /// Checks `[influxdb]`; every problem goes to `err(key, message)`.
@@ -125,6 +130,7 @@ pub(crate) fn section(
     };
     let timeout_ms = range("timeout_ms", raw.timeout_ms, 10_000, 600_000) as u64;
     let batch_lines = range("batch_lines", raw.batch_lines, 5_000, 1_000_000) as usize;
+    let interval_secs = range("interval_secs", raw.interval_secs, 900, 86_400);
     let measurement_prefix = raw
         .measurement_prefix
         .unwrap_or_else(|| "shuzhuan_".to_owned());
@@ -146,6 +152,7 @@ pub(crate) fn section(
         batch_lines,
         measurement_prefix,
         enterprises: raw.enterprises.unwrap_or(true),
+        interval_secs,
     })
 }
 
@@ -174,6 +181,9 @@ pub struct InfluxSink {
     transport: HttpWrite,
     cfg: InfluxConfig,
     busy: AtomicBool,
+    /// When (the state's clock, Unix seconds) the last successful write
+    /// started; `i64::MIN` before the first.
+    last_write: AtomicI64,
 }
 
 impl std::fmt::Debug for InfluxSink {
@@ -215,6 +225,7 @@ impl InfluxSink {
             transport,
             cfg: cfg.clone(),
             busy: AtomicBool::new(false),
+            last_write: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -233,6 +244,7 @@ impl InfluxSink {
     /// Builds and writes the current roll-ups once; the outcome is counted
     /// in `metrics` and a failure logged. Returns the lines written.
     pub async fn write_now(self: &Arc<Self>, state: &AppState) -> Result<usize, WriteError> {
+        let started = (state.clock)();
         let (me, st) = (self.clone(), state.clone());
         let lines = tokio::task::spawn_blocking(move || me.lines(&st))
             .await
@@ -246,6 +258,9 @@ impl InfluxSink {
             Ok(lines) => self.send(lines, &state.metrics).await,
             Err(e) => Err(e),
         };
+        if res.is_ok() {
+            self.last_write.store(started, Ordering::Release);
+        }
         if let Err(e) = &res {
             state
                 .metrics
@@ -285,9 +300,20 @@ impl InfluxSink {
         Ok(written)
     }
 
+    /// Whether a tick at `now` writes: `interval_secs` or more after the
+    /// last successful write started (a failed write is retried at the next tick).
+    pub fn due(&self, now: i64) -> bool {
+        let last = self.last_write.load(Ordering::Acquire);
+        last == i64::MIN || now.saturating_sub(last) >= self.cfg.interval_secs
+    }
+
     /// Starts [`InfluxSink::write_now`] in its own task and returns at once;
-    /// does nothing while the previous tick's write is still running.
+    /// does nothing before the sink is [`due`](InfluxSink::due) or while the
+    /// previous write is still running.
     pub fn after_tick(self: &Arc<Self>, state: AppState) {
+        if !self.due((state.clock)()) {
+            return;
+        }
         if self.busy.swap(true, Ordering::AcqRel) {
             tracing::debug!("previous InfluxDB roll-up write still running; skipping this tick");
             return;

@@ -27,6 +27,31 @@ fn absent_is_off_and_defaults_apply() {
     assert_eq!((c.timeout_ms, c.batch_lines), (10_000, 5_000));
     assert!(c.gzip && c.enterprises);
     assert_eq!(c.measurement_prefix, "shuzhuan_");
+    assert_eq!(c.interval_secs, 900);
+}
+
+/// A tick writes only `interval_secs` after the last successful write
+/// started; before the first write, and after a failed one, it writes.
+#[test]
+fn a_write_is_due_interval_secs_after_the_last_success() {
+    let c = parse("[influxdb]\nurl = \"http://127.0.0.1:9\"\norg = \"o\"\nbucket = \"b\"\ninterval_secs = 300\n")
+        .unwrap()
+        .influxdb
+        .unwrap();
+    assert_eq!(c.interval_secs, 300);
+    let sink = InfluxSink::new(&c).unwrap();
+    assert!(sink.due(1_000), "never written: due");
+    sink.last_write.store(1_000, Ordering::Release);
+    assert!(!sink.due(1_000));
+    assert!(!sink.due(1_299));
+    assert!(sink.due(1_300));
+    let e = parse("[influxdb]\nurl = \"http://127.0.0.1:9\"\norg = \"o\"\nbucket = \"b\"\ninterval_secs = 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("a.toml:7:1: [influxdb] interval_secs = 0 is out of range (1 to 86400)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -343,6 +368,7 @@ async fn a_failed_write_is_counted_and_fails_nothing() {
             batch_lines: None,
             measurement_prefix: None,
             enterprises: None,
+            interval_secs: None,
         },
         dir.path(),
         &mut |k, m| panic!("{k}: {m}"),

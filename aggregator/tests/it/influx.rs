@@ -366,7 +366,7 @@ async fn serve_writes_after_every_tick() {
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{http_port}\"\n[store]\npath = \"agg.sqlite\"\n[rollup]\ninterval_secs = 1\n[influxdb]\nurl = \"http://127.0.0.1:{vm_port}\"\norg = \"city\"\nbucket = \"rollups\"\n"
+            "[server]\nlisten = \"127.0.0.1:{http_port}\"\n[store]\npath = \"agg.sqlite\"\n[rollup]\ninterval_secs = 1\n[influxdb]\nurl = \"http://127.0.0.1:{vm_port}\"\norg = \"city\"\nbucket = \"rollups\"\ninterval_secs = 1\n"
         ),
     )
     .unwrap();
