@@ -231,6 +231,37 @@ fn ingest_run(
     (t.elapsed().as_secs_f64(), cpu_secs() - c, summaries)
 }
 
+/// The single writer alone: every batch parsed and verified before the
+/// clock starts, then `Store::ingest_batch` (chain check, evidence, window
+/// and day rows, commit) called batch after batch on one thread. Its rate is
+/// the ceiling of `ingest` with any number of clients, as batches are
+/// stored one at a time. Returns (wall seconds, this thread's CPU seconds,
+/// summaries stored).
+fn writer_run(store: &SqliteStore, bodies: &[Vec<Vec<u8>>]) -> (f64, f64, u64) {
+    let mut prepared = Vec::new();
+    for (a, agent) in bodies.iter().enumerate() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[a as u8 + 1; 32]).verifying_key();
+        for body in agent {
+            let batch: shuzhuan_aggregator::ingest::Batch = serde_json::from_slice(body).unwrap();
+            let verified: Vec<_> = batch
+                .reports
+                .into_iter()
+                .map(|sr| (sr.verify(&key).unwrap(), sr.signature))
+                .collect();
+            prepared.push((format!("gw-{a:03}"), verified));
+        }
+    }
+    let (t, c) = (Instant::now(), http::thread_cpu_secs());
+    let mut n = 0u64;
+    for (agent, batch) in &prepared {
+        let o = store
+            .ingest_batch(agent, batch, ING_NOW, 8 * 3600, &NoHook)
+            .unwrap();
+        n += o.accepted * ING_DEVICES as u64;
+    }
+    (t.elapsed().as_secs_f64(), http::thread_cpu_secs() - c, n)
+}
+
 /// Baseline: the same window rows as plain SQLite inserts (the same table
 /// and pragmas, one transaction and one cached statement per batch), no
 /// parsing, verification, evidence or daily roll-up.
@@ -345,6 +376,13 @@ fn bench_ingest(out: &mut impl std::io::Write) {
         out,
         "plain SQLite inserts of the same rows (baseline)",
         plain_sqlite_run(dir.path()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = ingest_store(dir.path());
+    line(
+        out,
+        "the writer alone (`Store::ingest_batch` of verified batches, 1 thread)",
+        writer_run(&store, &bodies),
     );
     for clients in [1usize, 2, 4] {
         let dir = tempfile::tempdir().unwrap();

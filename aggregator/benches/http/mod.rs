@@ -26,7 +26,7 @@ use std::time::Instant;
 const HTTP_REPORTS: u64 = 100;
 
 /// CPU seconds (user + system) of the calling thread.
-fn thread_cpu_secs() -> f64 {
+pub fn thread_cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();

@@ -19,6 +19,7 @@ use shuzhuan_common::inventory::Inventory;
 use shuzhuan_common::registry::{County, DeclaredRates, Enterprise, IndustryChain, Recognition};
 use shuzhuan_common::report::{follow, ChainError, ChainHead, Hash32, Report, VerifiedReport};
 use shuzhuan_common::state::DeviceState;
+use shuzhuan_common::summary::WindowSummary;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -403,42 +404,95 @@ fn store_report(
         )?
         .execute(params![enterprise, agent_id, seq, text])?;
     }
-    let mut ins_window = tx.prepare_cached(
+    // Full chunks of rows go through one multi-row INSERT each, the rest
+    // one row at a time (two cached statements whatever the device count).
+    static CHUNK_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let chunk_sql = CHUNK_SQL.get_or_init(|| window_insert_sql(WINDOW_ROWS_PER_INSERT));
+    let rows: Vec<(usize, &WindowSummary)> = r.summaries.iter().enumerate().collect();
+    let mut chunks = rows.chunks_exact(WINDOW_ROWS_PER_INSERT);
+    let mut ins_chunk = tx.prepare_cached(chunk_sql)?;
+    for chunk in &mut chunks {
+        for (k, &(i, s)) in chunk.iter().enumerate() {
+            bind_window(
+                &mut ins_chunk,
+                k * WINDOW_COLS,
+                agent_id,
+                r,
+                s,
+                energy.get(i),
+            )?;
+        }
+        ins_chunk.raw_execute()?;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut ins_one = tx.prepare_cached(&window_insert_sql(1))?;
+        for &(i, s) in rest {
+            bind_window(&mut ins_one, 0, agent_id, r, s, energy.get(i))?;
+            ins_one.raw_execute()?;
+        }
+    }
+    Ok(())
+}
+
+/// Columns of a `window_summaries` row as inserted.
+const WINDOW_COLS: usize = 19;
+
+/// Window rows per multi-row INSERT (19 parameters each; SQLite allows
+/// 32,766): one statement step per 50 rows instead of per row.
+const WINDOW_ROWS_PER_INSERT: usize = 50;
+
+/// `INSERT INTO window_summaries ... VALUES (?, ...), ...` for `rows` rows.
+fn window_insert_sql(rows: usize) -> String {
+    let one = format!("({})", vec!["?"; WINDOW_COLS].join(", "));
+    format!(
         "INSERT INTO window_summaries (agent_id, seq, device_id, enterprise, window_start,
          window_end, productive, standby, engineering, scheduled_down, unscheduled_down,
          non_scheduled, disconnected, nc_seconds, parts, samples_expected, samples_received, flags,
-         energy)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-    )?;
-    for (i, s) in r.summaries.iter().enumerate() {
-        let st = |d: DeviceState| i64::from(s.state_seconds.get(d));
-        let flags = if s.flags.is_empty() {
-            String::new()
-        } else {
-            s.flags.iter().map(enum_str).collect::<Vec<_>>().join(",")
-        };
-        ins_window.execute(params![
-            agent_id,
-            seq,
-            s.device_id,
-            enterprise,
-            r.window_start,
-            r.window_end,
-            st(DeviceState::Productive),
-            st(DeviceState::Standby),
-            st(DeviceState::Engineering),
-            st(DeviceState::ScheduledDown),
-            st(DeviceState::UnscheduledDown),
-            st(DeviceState::NonScheduled),
-            st(DeviceState::Disconnected),
-            s.nc_seconds,
-            s.parts.map(|p| p as i64),
-            s.samples_expected,
-            s.samples_received,
-            flags,
-            energy.get(i)
-        ])?;
+         energy) VALUES {}",
+        vec![one; rows].join(", ")
+    )
+}
+
+/// Binds one window row's 19 parameters after the first `base` ones.
+fn bind_window(
+    st: &mut rusqlite::Statement<'_>,
+    base: usize,
+    agent_id: &str,
+    r: &Report,
+    s: &WindowSummary,
+    energy: Option<&str>,
+) -> Result<(), rusqlite::Error> {
+    let state = |d: DeviceState| i64::from(s.state_seconds.get(d));
+    st.raw_bind_parameter(base + 1, agent_id)?;
+    st.raw_bind_parameter(base + 2, r.seq as i64)?;
+    st.raw_bind_parameter(base + 3, s.device_id.as_str())?;
+    st.raw_bind_parameter(base + 4, r.enterprise.as_str())?;
+    st.raw_bind_parameter(base + 5, r.window_start)?;
+    st.raw_bind_parameter(base + 6, r.window_end)?;
+    let states = [
+        DeviceState::Productive,
+        DeviceState::Standby,
+        DeviceState::Engineering,
+        DeviceState::ScheduledDown,
+        DeviceState::UnscheduledDown,
+        DeviceState::NonScheduled,
+        DeviceState::Disconnected,
+    ];
+    for (k, d) in states.into_iter().enumerate() {
+        st.raw_bind_parameter(base + 7 + k, state(d))?;
     }
+    st.raw_bind_parameter(base + 14, s.nc_seconds)?;
+    st.raw_bind_parameter(base + 15, s.parts.map(|p| p as i64))?;
+    st.raw_bind_parameter(base + 16, s.samples_expected)?;
+    st.raw_bind_parameter(base + 17, s.samples_received)?;
+    if s.flags.is_empty() {
+        st.raw_bind_parameter(base + 18, "")?;
+    } else {
+        let flags = s.flags.iter().map(enum_str).collect::<Vec<_>>().join(",");
+        st.raw_bind_parameter(base + 18, flags)?;
+    }
+    st.raw_bind_parameter(base + 19, energy)?;
     Ok(())
 }
 
