@@ -292,3 +292,179 @@ fn classify(index: usize, e: ReportError) -> IngestError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enroll::secret_hash;
+    use crate::store::{NoHook, SqliteStore};
+    use shuzhuan_common::credit_code::CreditCode;
+    use shuzhuan_common::inventory::IndustryType;
+    use shuzhuan_common::registry::{County, CountyKind, DeclaredRates, Enterprise, IndustryChain};
+    use shuzhuan_common::report::{verifying_key_to_b64, Hash32, Report, SCHEMA_VERSION};
+    use shuzhuan_common::state::{DeviceState, StateSeconds};
+    use shuzhuan_common::summary::{EnergyDelta, EnergyMethod, QualityFlag, WindowSummary};
+
+    const NOW: i64 = 1_795_824_000;
+
+    fn store_with_agent(key: &ed25519_dalek::SigningKey, code: &CreditCode) -> SqliteStore {
+        let store = SqliteStore::in_memory().unwrap();
+        store
+            .upsert_counties(&[County {
+                id: "c1".into(),
+                name: "县".into(),
+                name_en: "County".into(),
+                kind: CountyKind::County,
+                division_code: None,
+            }])
+            .unwrap();
+        store
+            .upsert_chains(&[IndustryChain {
+                id: "ch1".into(),
+                name: "链".into(),
+                name_en: "Chain".into(),
+                cluster: None,
+                industry_type: IndustryType::Discrete,
+            }])
+            .unwrap();
+        let ent = Enterprise {
+            credit_code: code.clone(),
+            name: "企业".into(),
+            county: "c1".into(),
+            chain: "ch1".into(),
+            above_scale: true,
+            industry_type: IndustryType::Discrete,
+            rd_design_tools: None,
+            declared: DeclaredRates {
+                digitization: None,
+                networking: None,
+                key_process_nc: None,
+            },
+        };
+        store.import_registry(&[ent], &[]).unwrap();
+        store
+            .create_enrol_token(&secret_hash("t"), code, NOW, NOW + 60)
+            .unwrap();
+        store
+            .enroll(
+                &secret_hash("t"),
+                "gw-1",
+                code,
+                &verifying_key_to_b64(&key.verifying_key()),
+                NOW,
+            )
+            .unwrap();
+        store
+    }
+
+    /// Window rows of 120 devices (two multi-row INSERTs of 50 and 20 single
+    /// rows) round-trip, energy and flags included, and a report repeated in
+    /// its batch is stored and summed into the days once.
+    #[test]
+    fn window_rows_in_chunks_and_replays_summed_once() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let code = CreditCode::from_body("91411721000000001").unwrap();
+        let store = store_with_agent(&key, &code);
+        let mut prev = Hash32::GENESIS;
+        let mut signed = Vec::new();
+        for seq in 1..=2u64 {
+            let start = NOW - 86_400 + seq as i64 * 900;
+            let summaries = (0..120)
+                .map(|i| {
+                    let mut st = StateSeconds::default();
+                    st.add(DeviceState::Productive, 600);
+                    st.add(DeviceState::Standby, 300);
+                    WindowSummary {
+                        device_id: format!("d{i:03}"),
+                        state_seconds: st,
+                        nc_seconds: i,
+                        energy: if i % 2 == 0 {
+                            vec![EnergyDelta {
+                                meter: format!("m{i}"),
+                                carrier: "electricity".into(),
+                                quantity: 1.5,
+                                unit: "kWh".into(),
+                                method: EnergyMethod::Counter,
+                                exported: 0.0,
+                            }]
+                        } else {
+                            vec![]
+                        },
+                        parts: (i % 3 == 0).then_some(u64::from(i)),
+                        samples_expected: 900,
+                        samples_received: 900,
+                        flags: if i == 77 {
+                            vec![QualityFlag::CounterReset]
+                        } else {
+                            vec![]
+                        },
+                    }
+                })
+                .collect();
+            let r = Report {
+                schema: SCHEMA_VERSION,
+                agent_id: "gw-1".into(),
+                enterprise: code.clone(),
+                seq,
+                prev_hash: prev,
+                window_start: start,
+                window_end: start + 900,
+                created_at: start + 900,
+                inventory: None,
+                summaries,
+            };
+            let (sr, h) = r.sign(&key);
+            prev = h;
+            signed.push(sr);
+        }
+        // Report 2 twice: the second is a replay within the batch.
+        signed.push(signed[1].clone());
+        let body = serde_json::to_vec(&serde_json::json!({ "reports": signed })).unwrap();
+        let o = ingest(
+            &store,
+            &NoHook,
+            &IngestLimits::default(),
+            8 * 3600,
+            &body,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!((o.accepted, o.duplicates, o.head_seq), (2, 1, 2));
+        store
+            .with_write_tx(|tx| {
+                let n: i64 =
+                    tx.query_row("SELECT COUNT(*) FROM window_summaries", [], |r| r.get(0))?;
+                assert_eq!(n, 240);
+                let (nc, parts, energy, flags): (i64, Option<i64>, Option<String>, String) = tx
+                    .query_row(
+                        "SELECT nc_seconds, parts, energy, flags FROM window_summaries
+                         WHERE seq = 2 AND device_id = 'd078'",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )?;
+                assert_eq!((nc, parts, flags.as_str()), (78, Some(78), ""));
+                let e: Vec<EnergyDelta> = serde_json::from_str(&energy.unwrap()).unwrap();
+                assert_eq!(e[0].meter, "m78");
+                let (energy, flags): (Option<String>, String) = tx.query_row(
+                    "SELECT energy, flags FROM window_summaries WHERE seq = 1 AND device_id = 'd077'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                assert_eq!((energy, flags.as_str()), (None, "counter_reset"));
+                let (windows, productive): (i64, i64) = tx.query_row(
+                    "SELECT windows, productive FROM device_days WHERE device_id = 'd119'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                assert_eq!((windows, productive), (2, 1200));
+                let q: f64 = tx.query_row(
+                    "SELECT quantity FROM device_day_energy WHERE device_id = 'd000'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                assert_eq!(q, 3.0);
+                Ok(())
+            })
+            .unwrap();
+    }
+}
