@@ -120,8 +120,24 @@ async fn enroll(State(state): State<AppState>, body: Bytes) -> Result<Json<Value
     Ok(Json(json!({ "agent_id": out.0, "enterprise": out.1 })))
 }
 
-async fn reports(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn reports(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
     let t = now(&state);
+    // Read at most the limit: a larger body is refused as soon as it passes
+    // it, never held whole in memory.
+    let max = state.limits.max_body_bytes;
+    let body = match axum::body::to_bytes(body, max).await {
+        Ok(b) => b,
+        Err(e) => {
+            let e = if is_length_limit(&e) {
+                IngestError::TooLarge { max }
+            } else {
+                IngestError::Malformed(format!("the request body could not be read: {e}"))
+            };
+            state.metrics.rejects.with_label_values(&[e.code()]).inc();
+            tracing::info!(code = e.code(), error = %e, "report batch refused");
+            return Err(ApiError::new(e.status(), e.code(), e.to_string()));
+        }
+    };
     let timer = state.metrics.batch_seconds.start_timer();
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -160,6 +176,18 @@ async fn reports(State(state): State<AppState>, body: Bytes) -> Result<Json<Valu
             Err(err)
         }
     }
+}
+
+/// Whether reading a body failed because it passed `to_bytes`' limit.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.to_string() == "length limit exceeded" {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 #[derive(Deserialize)]
