@@ -21,7 +21,8 @@
 # SKIP_BUILD=1 skips the cargo build; KEEP=1 keeps the temp dir; TAGS_IN_CONFIG=1
 # gives the 45 extra registers as 9,000 `[[devices.tags]]` entries of the agent
 # config (on generic-plc) instead of the bench-plc-50 profile; AGENT_BIN=path
-# measures another agent binary. The agent runs with its own malloc tuning
+# measures another agent binary; SMAPS_OUT=file saves the agent's /proc/PID/smaps
+# at the end. The agent runs with its own malloc tuning
 # (agent/src/malloc.rs) unless GLIBC_TUNABLES is set: `GLIBC_TUNABLES=
 # docs/bench/agent-footprint.sh` measures it with glibc's defaults.
 set -euo pipefail
@@ -156,6 +157,7 @@ sealed=$(metric shuzhuan_agent_reports_sealed_total); shipped=$(metric shuzhuan_
 # Resident memory split at the end: anonymous (heap, stacks) and file-backed (the binary's pages).
 split=$(awk '/^RssAnon|^RssFile/ {printf "%s %s kB ", $1, $2}' "/proc/$agent/status")
 threads=$(awk '/^Threads/ {print $2}' "/proc/$agent/status")
+[ -z "${SMAPS_OUT:-}" ] || cp "/proc/$agent/smaps" "$SMAPS_OUT"
 # glibc cuts GLIBC_TUNABLES in the process's environ to its first entry:
 # the agent's own tuning (agent/src/malloc.rs) starts with arena_max=1.
 tunables=$(tr '\0' '\n' <"/proc/$agent/environ" | sed -n 's/^GLIBC_TUNABLES=//p')
