@@ -112,7 +112,12 @@ fn summary(i: usize, secs: u32) -> WindowSummary {
 /// Process CPU time (user + system, all threads) in seconds, from
 /// `/proc/self/stat` (clock ticks of 10 ms).
 fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_secs("/proc/self/stat")
+}
+
+/// User + system CPU seconds in a `/proc/…/stat` file.
+fn stat_cpu_secs(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();

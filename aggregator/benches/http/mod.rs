@@ -27,15 +27,7 @@ const HTTP_REPORTS: u64 = 100;
 
 /// CPU seconds (user + system) of the calling thread.
 pub fn thread_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        f.get(i - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(14) + ticks(15)) / 100.0
+    super::stat_cpu_secs("/proc/thread-self/stat")
 }
 
 /// The configuration `serve` would read: defaults, the repo's reference data.
