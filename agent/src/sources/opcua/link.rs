@@ -39,7 +39,8 @@ const SET_UP_BATCH: usize = 32;
 /// reconnect) together, their set-ups coincided and were the agent's peak
 /// of heap, which glibc keeps resident afterwards (2.8 MiB at 20 links of
 /// 100 items, docs/bench/agent-footprint.md). Two at a time costs a start
-/// of one set-up round per two links.
+/// of one set-up round per two links; a link keeps its turn for one
+/// request timeout at most.
 static SETTING_UP: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// Per tag of a device: the name and carrier its samples carry.
@@ -325,9 +326,30 @@ async fn set_up(
     clock: &Clock,
     metrics: &LinkMetrics,
 ) -> Result<(), opcua::types::Error> {
+    // Never closed, so acquiring only waits. A server that answers slowly
+    // keeps its turn for one request timeout at most, then finishes its
+    // set-up without it: it never holds up the other links for longer.
+    let turn = SETTING_UP.acquire().await;
+    let work = set_up_now(cfg, devices, conn, shared, clock, metrics);
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => done,
+        _ = tokio::time::sleep(Duration::from_millis(cfg.timeout_ms.max(100))) => {
+            drop(turn);
+            work.await
+        }
+    }
+}
+
+async fn set_up_now(
+    cfg: &OpcUaLinkConfig,
+    devices: &[OpcUaDeviceConfig],
+    conn: &Connected,
+    shared: &Arc<Mutex<Shared>>,
+    clock: &Clock,
+    metrics: &LinkMetrics,
+) -> Result<(), opcua::types::Error> {
     let session = &conn.session;
-    // Never closed, so acquiring only waits.
-    let _turn = SETTING_UP.acquire().await;
     let info = server_info(session, metrics).await?;
     let nodes = resolve_devices(session, &info, devices, metrics).await?;
     for (d, dev_nodes) in devices.iter().zip(&nodes) {
