@@ -92,3 +92,103 @@ pub fn wait_for_port(port: u16, secs: u64) -> bool {
     }
     false
 }
+
+/// A plain HTTP/1.0 request to 127.0.0.1:`port` (blocking; no chunked
+/// bodies): the status and the body. For peers in other processes; a
+/// server running in the test's own single-threaded runtime needs an async
+/// client instead.
+pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"));
+    s.write_all(format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// VictoriaMetrics, the InfluxDB-v2-compatible peer (installed by
+/// `tests/peers/install.sh`): started on a loopback port, read back through
+/// its export API.
+pub mod victoria {
+    use super::{http, wait_for_port, Proc};
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    /// VictoriaMetrics on 127.0.0.1:`port` storing in `dir` (log in
+    /// `dir/vm.log`), serving HTTPS with `(cert, key)` when given; keeps
+    /// everything (test clocks are in the past); killed on drop.
+    pub fn start(port: u16, dir: &Path, tls: Option<(&Path, &Path)>) -> Proc {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("vm.log"))
+            .unwrap();
+        let mut cmd = Command::new("victoria-metrics");
+        if let Some((cert, key)) = tls {
+            cmd.arg("-tls")
+                .arg(format!("-tlsCertFile={}", cert.display()))
+                .arg(format!("-tlsKeyFile={}", key.display()));
+        }
+        let p = Proc::spawn(
+            cmd.arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                .arg(format!("-storageDataPath={}", dir.join("vm").display()))
+                .arg("-search.latencyOffset=0s")
+                .arg("-retentionPeriod=100y")
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        assert!(
+            wait_for_port(port, 30),
+            "victoria-metrics did not listen on {port} (installed by tests/peers/install.sh?)"
+        );
+        p
+    }
+
+    /// One exported series: its labels (`__name__` included) and samples.
+    #[derive(Debug, serde::Deserialize)]
+    pub struct Series {
+        pub metric: BTreeMap<String, String>,
+        pub values: Vec<f64>,
+        pub timestamps: Vec<i64>,
+    }
+
+    /// Every series matching the series selector `sel` (e.g.
+    /// `{__name__=~"x_.*"}`), after a forced flush, over plain HTTP.
+    pub fn export(port: u16, sel: &str) -> Vec<Series> {
+        let (st, _) = http(port, "POST", "/internal/force_flush");
+        assert_eq!(st, 200, "force_flush");
+        let enc: String = sel
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b'_' {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let (st, body) = http(
+            port,
+            "GET",
+            &format!("/api/v1/export?match[]={enc}&start=0"),
+        );
+        assert_eq!(st, 200, "export: {body}");
+        body.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}

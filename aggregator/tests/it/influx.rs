@@ -15,12 +15,11 @@ use shuzhuan_agent::outputs::influx::line::{FieldValue, Point};
 use shuzhuan_aggregator::config::Config;
 use shuzhuan_aggregator::influx::{points, InfluxSink};
 use shuzhuan_common::report::Hash32;
-use std::collections::BTreeMap;
-use std::path::Path;
+use shuzhuan_tests::free_port;
+use shuzhuan_tests::victoria::{self, Series};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A harness whose enterprise 1 reported two days of windows (enterprise 2
 /// only declares).
@@ -137,105 +136,15 @@ async fn points_equal_the_indicator_api() {
 }
 
 /// A free loopback port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// VictoriaMetrics on 127.0.0.1:`port`, storing in `dir`; killed by PID on drop.
-struct Vm(Child);
-
-impl Vm {
-    fn start(port: u16, dir: &Path) -> Vm {
-        let log = std::fs::File::create(dir.join("vm.log")).unwrap();
-        let child = Command::new("victoria-metrics")
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!("-storageDataPath={}", dir.join("vm").display()))
-            .arg("-search.latencyOffset=0s")
-            // The harness's clock is a fixed day: keep everything.
-            .arg("-retentionPeriod=100y")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("victoria-metrics (installed by tests/peers/install.sh)");
-        let vm = Vm(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "victoria-metrics did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        vm
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A plain HTTP/1.0 request; returns status and body.
-async fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    s.write_all(format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Series {
-    metric: BTreeMap<String, String>,
-    values: Vec<f64>,
-    timestamps: Vec<i64>,
-}
-
-/// Every series matching the selector `sel`, after a forced flush.
+/// Every series matching the selector `sel`, after a forced flush
+/// (VictoriaMetrics runs in its own process: the blocking client is fine).
 async fn export(port: u16, sel: &str) -> Vec<Series> {
-    let (st, _) = http(port, "POST", "/internal/force_flush").await;
-    assert_eq!(st, 200, "force_flush");
-    let enc: String = sel
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'_' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    let (st, body) = http(
-        port,
-        "GET",
-        &format!("/api/v1/export?match[]={enc}&start=0"),
-    )
-    .await;
-    assert_eq!(st, 200, "export: {body}");
-    body.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    victoria::export(port, sel)
+}
+
+/// A plain HTTP/1.0 request to a server in another process.
+async fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    shuzhuan_tests::http(port, method, path)
 }
 
 /// Equal to VictoriaMetrics' precision: it keeps 12 significant decimal
@@ -271,7 +180,7 @@ async fn rollups_land_in_victoria_metrics() {
     assert_eq!(h.state.metrics.influx_lines_written.get(), 0);
 
     // Server up: the next tick writes every line.
-    let _vm = Vm::start(port, dir.path());
+    let _vm = victoria::start(port, dir.path(), None);
     shuzhuan_aggregator::server::rollup_tick(&h.state, 400).unwrap();
     let lines = sink.lines(&h.state).unwrap().len();
     let n = sink.write_now(&h.state).await.unwrap();
@@ -370,7 +279,7 @@ async fn serve_writes_after_every_tick() {
         ),
     )
     .unwrap();
-    let _vm = Vm::start(vm_port, dir.path());
+    let _vm = victoria::start(vm_port, dir.path(), None);
     let _server = Serve(
         Command::new(env!("CARGO_BIN_EXE_shuzhuan-aggregator"))
             .args(["serve", "--config"])
