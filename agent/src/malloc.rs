@@ -14,15 +14,16 @@
 /// threads seldom allocate at the same moment: 16 arenas held 1-2 MiB more),
 /// allocations from 64 KiB up in their own mappings that are unmapped when
 /// freed (glibc's default threshold grows to the largest block freed, after
-/// which such blocks stay in the heap), the heap top returned once 128 KiB
-/// are free at it; no per-thread caches and no fast bins (`tcache_count=0`,
+/// which such blocks stay in the heap), the heap grown by what is asked
+/// only (`top_pad=0` instead of 128 KiB more each time) and its top
+/// returned once 64 KiB are free at it; no per-thread caches and no fast bins (`tcache_count=0`,
 /// `mxfast=0`: freed small blocks are merged with their free neighbours at
 /// once instead of being held per size, 1 MiB less heap resident at the
 /// footprint load for no measurable CPU), and no cache of the stacks of
 /// exited threads (`stack_cache_size=0`: the blocking-pool threads that
 /// built the OPC UA clients at start and sealed reports left 20 stacks of
 /// 24 KiB resident each). Measured in `docs/bench/agent-footprint.md`.
-pub const TUNABLES: &str = "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=131072:glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0:glibc.pthread.stack_cache_size=0";
+pub const TUNABLES: &str = "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=65536:glibc.malloc.top_pad=0:glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0:glibc.pthread.stack_cache_size=0";
 
 /// The environment variable glibc reads its tunables from.
 pub const VAR: &str = "GLIBC_TUNABLES";
