@@ -55,19 +55,22 @@ struct Server {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// The evidence log of a bench store (a fixed key), as `serve` opens it.
+fn bench_log(store: &SqliteStore) -> EvidenceLog {
+    EvidenceLog::open(
+        store,
+        "bench/evidence",
+        ed25519_dalek::SigningKey::from_bytes(&[99; 32]),
+    )
+    .unwrap()
+}
+
 impl Server {
     /// Starts the `serve` router over `store` on a runtime like `main`'s
     /// (`Runtime::new()`: one worker per core, tokio's blocking pool).
     fn start(config: &Config, store: Arc<SqliteStore>) -> Server {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let log = Arc::new(
-            EvidenceLog::open(
-                &store,
-                "bench/evidence",
-                ed25519_dalek::SigningKey::from_bytes(&[99; 32]),
-            )
-            .unwrap(),
-        );
+        let log = Arc::new(bench_log(&store));
         let hook: Arc<dyn AcceptHook> = log.clone();
         let mut st = server::state(config, store.clone(), hook, Arc::new(|| ING_NOW));
         st.evidence = Some(Arc::new(EvidenceService { store, log }));
@@ -367,12 +370,7 @@ pub fn bench_http(out: &mut impl std::io::Write) {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(dir.path(), None);
         let store = ingest_store(dir.path());
-        let log = EvidenceLog::open(
-            &store,
-            "bench/evidence",
-            ed25519_dalek::SigningKey::from_bytes(&[99; 32]),
-        )
-        .unwrap();
+        let log = bench_log(&store);
         let (wall, cpu, n) = ingest_run(&store, &log, &cfg.ingest, &bodies, clients);
         drop(store);
         let note = check_stored(&dir.path().join("bench.sqlite"));
@@ -386,12 +384,7 @@ pub fn bench_http(out: &mut impl std::io::Write) {
             let dir = tempfile::tempdir().unwrap();
             let db = dir.path().join("bench.sqlite");
             let store = ingest_store(dir.path());
-            let log = EvidenceLog::open(
-                &store,
-                "bench/evidence",
-                ed25519_dalek::SigningKey::from_bytes(&[99; 32]),
-            )
-            .unwrap();
+            let log = bench_log(&store);
             let ((wall, cpu, n), copied, max_wal) = with_background_checkpoint(&store, &db, || {
                 ingest_run(&store, &log, &cfg.ingest, &bodies, clients)
             });

@@ -271,6 +271,31 @@ impl WriteTransport for Script {
     }
 }
 
+impl Script {
+    /// A server that answers `n` writes with a network error, then 204s.
+    fn failing(n: usize) -> Script {
+        let s = Script::default();
+        s.answers
+            .lock()
+            .unwrap()
+            .extend((0..n).map(|_| Err("down".to_owned())));
+        s
+    }
+}
+
+/// Starts the writer on `shared` with `script`'s answers and [`opts`];
+/// stop it with the returned coordinator.
+fn start_writer(shared: &Arc<Shared>, script: &Script) -> crate::shutdown::Coordinator {
+    let coord = crate::shutdown::Coordinator::new();
+    tokio::spawn(run_writer(
+        shared.clone(),
+        script.clone(),
+        opts(),
+        coord.handle(),
+    ));
+    coord
+}
+
 fn opts() -> WriterOptions {
     WriterOptions {
         flush_interval: Duration::from_millis(1000),
@@ -302,14 +327,8 @@ async fn retryable_answers_keep_the_lines_and_back_off() {
     ]);
     let shared = Arc::new(Shared::new(100, 10, metrics()));
     shared.push(["a 1".to_owned(), "b 2".to_owned()]);
-    let coord = crate::shutdown::Coordinator::new();
     let t0 = tokio::time::Instant::now();
-    tokio::spawn(run_writer(
-        shared.clone(),
-        script.clone(),
-        opts(),
-        coord.handle(),
-    ));
+    let coord = start_writer(&shared, &script);
     tokio::time::sleep(Duration::from_secs(30)).await;
     let calls = script.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 5, "four failures then success");
@@ -339,13 +358,7 @@ async fn a_4xx_drops_the_batch_once_and_counts_it() {
     )));
     let shared = Arc::new(Shared::new(100, 2, metrics()));
     shared.push(["a 1".to_owned(), "b 2".to_owned(), "c 3".to_owned()]);
-    let coord = crate::shutdown::Coordinator::new();
-    tokio::spawn(run_writer(
-        shared.clone(),
-        script.clone(),
-        opts(),
-        coord.handle(),
-    ));
+    let coord = start_writer(&shared, &script);
     tokio::time::sleep(Duration::from_secs(10)).await;
     let calls = script.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 2, "the refused batch is not retried");
@@ -361,13 +374,7 @@ async fn a_4xx_drops_the_batch_once_and_counts_it() {
 async fn lines_wait_for_the_flush_interval_and_shutdown_flushes_the_rest() {
     let script = Script::default();
     let shared = Arc::new(Shared::new(100, 50, metrics()));
-    let coord = crate::shutdown::Coordinator::new();
-    tokio::spawn(run_writer(
-        shared.clone(),
-        script.clone(),
-        opts(),
-        coord.handle(),
-    ));
+    let coord = start_writer(&shared, &script);
     tokio::time::sleep(Duration::from_millis(10)).await;
     shared.push(["a 1".to_owned()]);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -389,13 +396,7 @@ async fn lines_wait_for_the_flush_interval_and_shutdown_flushes_the_rest() {
 async fn a_full_batch_is_sent_without_waiting_for_the_interval() {
     let script = Script::default();
     let shared = Arc::new(Shared::new(100, 2, metrics()));
-    let coord = crate::shutdown::Coordinator::new();
-    tokio::spawn(run_writer(
-        shared.clone(),
-        script.clone(),
-        opts(),
-        coord.handle(),
-    ));
+    let coord = start_writer(&shared, &script);
     tokio::time::sleep(Duration::from_millis(10)).await;
     shared.push(["a 1".to_owned(), "b 2".to_owned()]);
     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -405,21 +406,10 @@ async fn a_full_batch_is_sent_without_waiting_for_the_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn unsent_lines_at_shutdown_are_counted() {
-    let script = Script::default();
-    script
-        .answers
-        .lock()
-        .unwrap()
-        .extend((0..10).map(|_| Err("down".to_owned())));
+    let script = Script::failing(10);
     let shared = Arc::new(Shared::new(100, 10, metrics()));
     shared.push(["a 1".to_owned(), "b 2".to_owned()]);
-    let coord = crate::shutdown::Coordinator::new();
-    tokio::spawn(run_writer(
-        shared.clone(),
-        script.clone(),
-        opts(),
-        coord.handle(),
-    ));
+    let coord = start_writer(&shared, &script);
     tokio::time::sleep(Duration::from_secs(2)).await;
     coord.shutdown().await;
     assert_eq!(
@@ -436,24 +426,13 @@ async fn unsent_lines_at_shutdown_are_counted() {
 #[tokio::test(start_paused = true)]
 async fn with_the_disk_buffer_unsent_lines_stay_for_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
-    let script = Script::default();
-    script
-        .answers
-        .lock()
-        .unwrap()
-        .extend((0..10).map(|_| Err("down".to_owned())));
+    let script = Script::failing(10);
     let q = disk::DiskQueue::open(dir.path(), 1 << 20).unwrap();
     let shared = Arc::new(Shared::with_disk(q, 10, metrics()));
     shared.push(["a 1".to_owned(), "b 2".to_owned()]);
     assert_eq!(shared.metrics.buffered.get(), 2);
     assert_eq!(shared.metrics.buffered_bytes.get(), 8);
-    let coord = crate::shutdown::Coordinator::new();
-    tokio::spawn(run_writer(
-        shared.clone(),
-        script.clone(),
-        opts(),
-        coord.handle(),
-    ));
+    let coord = start_writer(&shared, &script);
     tokio::time::sleep(Duration::from_secs(2)).await;
     coord.shutdown().await;
     assert_eq!(
@@ -470,13 +449,7 @@ async fn with_the_disk_buffer_unsent_lines_stay_for_the_next_start() {
     assert_eq!(q.lines(), 2);
     let shared = Arc::new(Shared::with_disk(q, 10, metrics()));
     let ok = Script::default();
-    let coord = crate::shutdown::Coordinator::new();
-    tokio::spawn(run_writer(
-        shared.clone(),
-        ok.clone(),
-        opts(),
-        coord.handle(),
-    ));
+    let coord = start_writer(&shared, &ok);
     tokio::time::sleep(Duration::from_secs(2)).await;
     coord.shutdown().await;
     assert_eq!(ok.calls.lock().unwrap()[0].1, "a 1\nb 2\n");
