@@ -358,9 +358,7 @@ pub fn points(
         };
         let group = |pick: &dyn Fn(&EnterpriseFacts) -> bool| {
             let members: Vec<&EnterpriseFacts> = facts.iter().filter(|f| pick(f)).collect();
-            let mut g = rollup::group_json(&members);
-            rollup::add_energy(&mut g, reference, period);
-            g
+            rollup::group_indicators(&members, reference, period)
         };
         w.group("city", "city", &group(&|_| true));
         for c in &counties {

@@ -570,6 +570,19 @@ pub fn add_energy(v: &mut Value, reference: &Reference, period: Period) {
     });
 }
 
+/// The indicators of a group ([`group_json`]) with `energy_converted`
+/// added ([`add_energy`]): what the pages and the InfluxDB sink show for a
+/// county, a chain or the city.
+pub fn group_indicators(
+    members: &[&EnterpriseFacts],
+    reference: &Reference,
+    period: Period,
+) -> Value {
+    let mut g = group_json(members);
+    add_energy(&mut g, reference, period);
+    g
+}
+
 /// The indicator page of a level (`city`, `county`, `chain`, `enterprise`)
 /// for a period; `None` when the id names nothing.
 pub fn indicators_json(
@@ -618,8 +631,7 @@ pub fn indicators_json(
                 return Ok(None);
             }
             out["id"] = c.into();
-            out["indicators"] = group_json(&members);
-            add_energy(&mut out["indicators"], reference, period);
+            out["indicators"] = group_indicators(&members, reference, period);
             out["enterprises"] = serde_json::to_value(&members).unwrap_or_default();
         }
         ("chain", None) => {
@@ -627,22 +639,19 @@ pub fn indicators_json(
             for ch in store.chains()? {
                 let members: Vec<&EnterpriseFacts> =
                     facts.iter().filter(|f| f.chain == ch.id).collect();
-                let mut g = group_json(&members);
-                add_energy(&mut g, reference, period);
+                let g = group_indicators(&members, reference, period);
                 groups.push(json!({ "id": ch.id, "name": ch.name, "indicators": g }));
             }
             out["chains"] = groups.into();
         }
         _ => {
             let all: Vec<&EnterpriseFacts> = facts.iter().collect();
-            out["indicators"] = group_json(&all);
-            add_energy(&mut out["indicators"], reference, period);
+            out["indicators"] = group_indicators(&all, reference, period);
             let mut counties = Vec::new();
             for c in store.counties()? {
                 let members: Vec<&EnterpriseFacts> =
                     facts.iter().filter(|f| f.county == c.id).collect();
-                let mut g = group_json(&members);
-                add_energy(&mut g, reference, period);
+                let g = group_indicators(&members, reference, period);
                 counties.push(json!({ "id": c.id, "name": c.name, "indicators": g }));
             }
             out["counties"] = counties.into();
