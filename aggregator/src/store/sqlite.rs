@@ -470,16 +470,8 @@ fn bind_window(
     st.raw_bind_parameter(base + 4, r.enterprise.as_str())?;
     st.raw_bind_parameter(base + 5, r.window_start)?;
     st.raw_bind_parameter(base + 6, r.window_end)?;
-    let states = [
-        DeviceState::Productive,
-        DeviceState::Standby,
-        DeviceState::Engineering,
-        DeviceState::ScheduledDown,
-        DeviceState::UnscheduledDown,
-        DeviceState::NonScheduled,
-        DeviceState::Disconnected,
-    ];
-    for (k, d) in states.into_iter().enumerate() {
+    // `DeviceState::ALL` is in the order of `STATE_COLS`.
+    for (k, d) in DeviceState::ALL.into_iter().enumerate() {
         st.raw_bind_parameter(base + 7 + k, state(d))?;
     }
     st.raw_bind_parameter(base + 14, s.nc_seconds)?;
