@@ -26,7 +26,7 @@ pub enum Kind {
 /// Separator of the label values in a key of a family with more than one
 /// variable label (a label value with a NUL in it is not expected: device,
 /// meter and carrier names come from the checked config).
-const SEP: char = '\0';
+const SEP: &str = "\0";
 
 /// Where a label of the written label pairs comes from.
 #[derive(Debug)]
@@ -127,7 +127,7 @@ impl Series {
                 }
             }
         } else {
-            let key = labels.join(&SEP.to_string());
+            let key = labels.join(SEP);
             f(m.entry(key.into_boxed_str()).or_insert(0.0));
         }
     }
@@ -155,13 +155,13 @@ impl Series {
 
     /// The value of `labels`, if the series exists.
     pub fn get(&self, labels: &[&str]) -> Option<f64> {
-        let key = labels.join(&SEP.to_string());
+        let key = labels.join(SEP);
         self.lock().get(key.as_str()).copied()
     }
 
     /// Drops the series of `labels`; whether it existed.
     pub fn remove(&self, labels: &[&str]) -> bool {
-        let key = labels.join(&SEP.to_string());
+        let key = labels.join(SEP);
         self.lock().remove(key.as_str()).is_some()
     }
 }
